@@ -1,0 +1,139 @@
+/* config.c - read the settings, snapshot the start-up state, validate the handoff. */
+#define _GNU_SOURCE
+#include "config.h"
+#include "log.h"
+#include "real.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct config cfg = { .ready_fd = -1 };
+
+static char **copy_strv(char **v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **out = calloc(n + 1, sizeof(char *));
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!(out[i] = strdup(v[i])))
+            return NULL;
+    return out;
+}
+
+static int setting_ms(char **envp, const char *name, long dflt, long *out)
+{
+    const char *s = huptime_env_get(envp, name);
+    if (!s) {
+        *out = dflt;
+        return 0;
+    }
+    if (huptime_parse_uint(s, 1000L * 86400 * 365, out) < 0 || *out == 0) {
+        log_info("ignoring settings: %s=%s is not a positive number of milliseconds", name, s);
+        return -1;
+    }
+    return 0;
+}
+
+static int is_listening_socket(int fd)
+{
+    struct stat st;
+    int on = 0;
+    socklen_t len = sizeof on;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+           getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
+static void load_handoff(char **envp)
+{
+    const char *s = huptime_env_get(envp, "HUPTIME_GENERATION");
+    long v;
+    cfg.generation = 1;
+    if (s && huptime_parse_uint(s, 1000000000L, &v) == 0 && v > 0)
+        cfg.generation = (int)v;
+    s = huptime_env_get(envp, "HUPTIME_PENDING");
+    cfg.pending = s && strcmp(s, "1") == 0;
+
+    s = huptime_env_get(envp, "HUPTIME_FDS");
+    if (s) {
+        int fds[HANDOFF_MAX_FDS];
+        int n = huptime_parse_fd_list(s, fds, HANDOFF_MAX_FDS);
+        if (n < 0)
+            log_info("ignoring HUPTIME_FDS=%.40s: not a list of descriptor numbers", s);
+        for (int i = 0; i < n; i++) {
+            if (is_listening_socket(fds[i]))
+                cfg.inherited[cfg.n_inherited++] = fds[i];
+            else
+                log_info("ignoring inherited descriptor %d: not a listening socket", fds[i]);
+        }
+    }
+    s = huptime_env_get(envp, "HUPTIME_READY_FD");
+    if (s) {
+        struct stat st;
+        if (huptime_parse_uint(s, 65535, &v) == 0 && fstat((int)v, &st) == 0 &&
+            S_ISFIFO(st.st_mode))
+            cfg.ready_fd = (int)v;
+        else
+            log_info("ignoring HUPTIME_READY_FD=%.20s: not an open pipe", s);
+    }
+}
+
+int config_load(int argc, char **argv, char **envp)
+{
+    (void)argc;
+    long v;
+    const char *s = huptime_env_get(envp, "HUPTIME_DEBUG");
+    log_debug_enabled = s && strcmp(s, "1") == 0;
+
+    const char *mode = huptime_env_get(envp, "HUPTIME_MODE");
+    const char *pid = huptime_env_get(envp, "HUPTIME_PID");
+    if (!mode || !pid)
+        return 0; /* not started by huptime: inert */
+    if (huptime_parse_uint(pid, 1L << 30, &v) < 0 || v != (long)getpid())
+        return 0; /* a program the server started: inert */
+
+    if (strcmp(mode, "fork") == 0)
+        cfg.mode = MODE_FORK;
+    else if (strcmp(mode, "exec") == 0)
+        cfg.mode = MODE_EXEC;
+    else {
+        log_info("ignoring settings: HUPTIME_MODE=%.20s is neither fork nor exec", mode);
+        return 0;
+    }
+    cfg.signo = SIGHUP;
+    s = huptime_env_get(envp, "HUPTIME_SIGNAL");
+    if (s) {
+        if (huptime_parse_uint(s, SIGRTMAX, &v) < 0 || v < 1 || v == SIGKILL || v == SIGSTOP) {
+            log_info("ignoring settings: HUPTIME_SIGNAL=%.20s is not a catchable signal", s);
+            return 0;
+        }
+        cfg.signo = (int)v;
+    }
+    if (setting_ms(envp, "HUPTIME_READY_TIMEOUT_MS", 60000, &cfg.ready_timeout_ms) < 0 ||
+        setting_ms(envp, "HUPTIME_DRAIN_TIMEOUT_MS", 300000, &cfg.drain_timeout_ms) < 0)
+        return 0;
+
+    cfg.argv = copy_strv(argv);
+    cfg.envp = copy_strv(envp);
+    cfg.cwd = get_current_dir_name();
+    if (!cfg.argv || !cfg.argv[0] || !cfg.envp || !cfg.cwd) {
+        log_info("ignoring settings: cannot record argv, environment or directory: %s",
+                 strerror(errno ? errno : ENOMEM));
+        return 0;
+    }
+    sigprocmask(SIG_SETMASK, NULL, &cfg.start_mask);
+    sigemptyset(&cfg.start_ignored);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (REAL(sigaction)(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            sigaddset(&cfg.start_ignored, sig);
+    }
+    load_handoff(envp);
+    return 1;
+}

@@ -1,0 +1,41 @@
+/* config.h - the settings and the start-up snapshot, read once in the constructor.
+ *
+ * Settings come from the environment the launcher prepared; the snapshot (argv,
+ * environment, working directory, signal state) is what every restart starts the
+ * program with. Programs rewrite argv and clear environ later, so both are copied.
+ */
+#ifndef HUPTIME_CONFIG_H
+#define HUPTIME_CONFIG_H
+
+#include <signal.h>
+#include "handoff.h"
+
+enum huptime_mode { MODE_FORK, MODE_EXEC };
+
+struct config {
+    int active;               /* the shim acts: settings valid, state set up */
+    enum huptime_mode mode;
+    int signo;                /* the restart signal */
+    long ready_timeout_ms;
+    long drain_timeout_ms;
+    int generation;           /* 1 for the launcher's start */
+    int pending;              /* a restart was requested during the previous one */
+    int ready_fd;             /* fork mode, new generation: readiness pipe, or -1 */
+    int inherited[HANDOFF_MAX_FDS];
+    int n_inherited;
+    char **argv;              /* copies, NULL-terminated */
+    char **envp;
+    char *cwd;
+    sigset_t start_mask;      /* signal mask at start */
+    sigset_t start_ignored;   /* signals ignored at start */
+};
+
+extern struct config cfg;
+
+/* Fill cfg from the process's arguments; returns 1 if huptime started this
+ * process with valid settings (the caller sets cfg.active). Logs one line and
+ * stays inert when a setting is malformed. Ignores (with a log line) handoff
+ * descriptors that are not what they claim to be. */
+int config_load(int argc, char **argv, char **envp);
+
+#endif

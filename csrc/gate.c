@@ -1,0 +1,247 @@
+/* gate.c - readiness, the stop broadcast's receiving end, and blocking-accept emulation. */
+#define _GNU_SOURCE
+#include "gate.h"
+#include "config.h"
+#include "generation.h"
+#include "inherit.h"
+#include "log.h"
+#include "real.h"
+#include "registry.h"
+#include "restart.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* epoll data of the stop pipe in the program's epoll sets ("huptime!"). */
+#define WAKE_MAGIC 0x21656d6974707568ULL
+
+static int stopped;   /* this process has dropped its listeners */
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+void gate_listening(int fd)
+{
+    int type = 0, domain = 0;
+    socklen_t len = sizeof type;
+    if (reg_kind(fd) == FD_LISTENER) { /* a claimed listener, or a new backlog */
+        restart_manager_start();
+        return;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+        return;
+    len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+        (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX))
+        return;
+    int fl = REAL(fcntl64)(fd, F_GETFL);
+    if (fl < 0)
+        return;
+    reg_listener_add(fd, (fl & O_NONBLOCK) != 0);
+    if (!(fl & O_NONBLOCK))
+        REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK);
+    LOG_DEBUG("listener on descriptor %d%s", fd, fl & O_NONBLOCK ? " (non-blocking)" : "");
+    restart_manager_start();
+}
+
+void gate_note_wait(void)
+{
+    if (!__atomic_load_n(&gen->ready, __ATOMIC_RELAXED) && gen_mark_ready())
+        LOG_DEBUG("generation %d waits for clients", gen->number);
+    inherit_close_unclaimed();
+}
+
+/* A socket that is listening but can never be reached: an autobound abstract
+ * Unix socket. poll() never reports it, accept() on it never returns. */
+static int quiet_socket(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (fd < 0)
+        return -1;
+    if (REAL(bind)(fd, (struct sockaddr *)&sa, sizeof(sa_family_t)) < 0 ||
+        REAL(listen)(fd, 1) < 0) {
+        REAL(close)(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void gate_local_stop(void)
+{
+    int fds[256];
+    reg_lock();
+    if (stopped) {
+        reg_unlock();
+        return;
+    }
+    stopped = 1;
+    reg_epoll_drop_all(gen_wake_rd);
+    int n = reg_listeners(fds, 256);
+    int quiet = quiet_socket();
+    for (int i = 0; i < n; i++) {
+        int cloexec = REAL(fcntl64)(fds[i], F_GETFD) & FD_CLOEXEC;
+        if (quiet < 0 || REAL(dup3)(quiet, fds[i], cloexec ? O_CLOEXEC : 0) < 0)
+            REAL(close)(fds[i]);
+        reg_set_kind(fds[i], FD_STOPPED);
+    }
+    if (quiet >= 0)
+        REAL(close)(quiet);
+    reg_unlock();
+    LOG_DEBUG("stopped accepting on %d listener%s", n, n == 1 ? "" : "s");
+}
+
+/* accept() on a listener of a stopping generation. */
+static int refuse_accept(int fd)
+{
+    gate_local_stop();
+    if (reg_program_nonblock(fd)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    /* The program expects to block until a client comes; none will come to this
+     * generation. Keep the thread here until the generation exits or execs. */
+    for (;;)
+        pause();
+}
+
+int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    if (reg_kind(fd) == FD_STOPPED)
+        return refuse_accept(fd);
+    gate_note_wait();
+    for (;;) {
+        /* Count the connection before looking at the state, so the leader
+         * never sees zero connections while one is being accepted. */
+        gen_conn_add(1);
+        if (gen_stopping()) {
+            gen_conn_add(-1);
+            return refuse_accept(fd);
+        }
+        int c = REAL(accept4)(fd, addr, len, flags);
+        if (c >= 0) {
+            if (c < REG_MAX_FD)
+                reg_set_kind(c, FD_CONN);
+            else
+                gen_conn_add(-1);
+            return c;
+        }
+        int e = errno;
+        gen_conn_add(-1);
+        if ((e != EAGAIN && e != EWOULDBLOCK) || reg_program_nonblock(fd)) {
+            errno = e;
+            return -1;
+        }
+        /* Emulate a blocking accept: wait for a client or for the stop pipe. */
+        struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
+        unsigned seen = restart_signals_seen();
+        if (REAL(poll)(p, 2, -1) < 0 && errno == EINTR && restart_signals_seen() == seen)
+            return -1; /* a signal of the program's: report it like accept() would */
+    }
+}
+
+int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask)
+{
+    nfds_t i;
+    for (i = 0; i < n; i++)
+        if (reg_kind(fds[i].fd) == FD_LISTENER)
+            break;
+    if (i == n)
+        return REAL(ppoll)(fds, n, timeout, mask);
+    gate_note_wait();
+    if (gen_stopping())
+        gate_local_stop();
+    if (stopped)
+        return REAL(ppoll)(fds, n, timeout, mask);
+
+    struct pollfd local[32], *all = n < 32 ? local : malloc((n + 1) * sizeof *all);
+    if (!all)
+        return REAL(ppoll)(fds, n, timeout, mask);
+    memcpy(all, fds, n * sizeof *all);
+    all[n] = (struct pollfd){ gen_wake_rd, POLLIN, 0 };
+    long start = now_ms();
+    int r = REAL(ppoll)(all, n + 1, timeout, mask);
+    int woke = r > 0 && all[n].revents;
+    if (woke) {
+        r--;
+        gate_local_stop();
+        for (i = 0; i < n; i++)
+            if (reg_kind(all[i].fd) == FD_STOPPED && all[i].revents) {
+                all[i].revents = 0;
+                r--;
+            }
+    }
+    for (i = 0; i < n; i++)
+        fds[i].revents = all[i].revents;
+    if (all != local)
+        free(all);
+    if (woke && r == 0) {
+        /* Only the stop woke us: wait out the rest of the program's timeout. */
+        if (!timeout)
+            return REAL(ppoll)(fds, n, NULL, mask);
+        long left = timeout->tv_sec * 1000L + timeout->tv_nsec / 1000000L - (now_ms() - start);
+        struct timespec rest = { left > 0 ? left / 1000 : 0, left > 0 ? (left % 1000) * 1000000L : 0 };
+        return REAL(ppoll)(fds, n, &rest, mask);
+    }
+    return r;
+}
+
+int gate_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    int r = REAL(epoll_ctl)(epfd, op, fd, ev);
+    if (r != 0 || reg_kind(fd) != FD_LISTENER)
+        return r;
+    if (op == EPOLL_CTL_ADD) {
+        if (reg_kind(epfd) != FD_EPOLL) {
+            struct epoll_event wake = { .events = EPOLLIN, .data.u64 = WAKE_MAGIC };
+            int saved = errno;
+            if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, gen_wake_rd, &wake) < 0 && errno != EEXIST)
+                LOG_DEBUG("cannot add the stop pipe to epoll set %d: %s", epfd, strerror(errno));
+            errno = saved;
+        }
+        reg_epoll_added(epfd, fd);
+    } else if (op == EPOLL_CTL_DEL) {
+        reg_epoll_removed(epfd, fd);
+    }
+    return r;
+}
+
+int gate_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask)
+{
+    if (reg_kind(epfd) != FD_EPOLL)
+        return REAL(epoll_pwait)(epfd, ev, max, timeout_ms, mask);
+    gate_note_wait();
+    long start = now_ms();
+    int left = timeout_ms;
+    for (;;) {
+        int r = REAL(epoll_pwait)(epfd, ev, max, left, mask);
+        if (r <= 0)
+            return r;
+        int kept = 0, woke = 0;
+        for (int i = 0; i < r; i++) {
+            if (ev[i].data.u64 == WAKE_MAGIC)
+                woke = 1;
+            else
+                ev[kept++] = ev[i];
+        }
+        if (woke)
+            gate_local_stop();
+        if (kept > 0 || !woke || timeout_ms == 0)
+            return kept;
+        if (timeout_ms > 0) {
+            long rest = timeout_ms - (now_ms() - start);
+            if (rest <= 0)
+                return 0;
+            left = (int)rest;
+        }
+    }
+}

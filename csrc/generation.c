@@ -1,0 +1,104 @@
+/* generation.c - the shared page, the stop broadcast, and futex waits on them. */
+#define _GNU_SOURCE
+#include "generation.h"
+#include "log.h"
+#include "registry.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct gen_page *gen;
+int gen_wake_rd = -1;
+static int gen_wake_wr = -1;
+
+static long futex(int *addr, int op, int val, const struct timespec *timeout)
+{
+    return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
+}
+
+int gen_init(int number)
+{
+    int p[2];
+    void *page = mmap(NULL, sizeof *gen, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) {
+        log_info("cannot map the generation page: %s; behaving like plain libc", strerror(errno));
+        return -1;
+    }
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+        log_info("cannot make the stop pipe: %s; behaving like plain libc", strerror(errno));
+        munmap(page, sizeof *gen);
+        return -1;
+    }
+    gen = page;
+    gen->number = number;
+    gen_wake_rd = p[0];
+    gen_wake_wr = p[1];
+    reg_adopt(&gen_wake_rd, FD_INTERNAL);
+    reg_adopt(&gen_wake_wr, FD_INTERNAL);
+    return 0;
+}
+
+void gen_conn_add(int delta)
+{
+    if (!gen)
+        return;
+    int now = __atomic_add_fetch(&gen->conns, delta, __ATOMIC_SEQ_CST);
+    if (now <= 0 && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) == GEN_STOPPING)
+        futex(&gen->conns, FUTEX_WAKE, 1, NULL);
+}
+
+int gen_stopping(void)
+{
+    return gen && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) == GEN_STOPPING;
+}
+
+void gen_broadcast_stop(void)
+{
+    __atomic_store_n(&gen->state, GEN_STOPPING, __ATOMIC_SEQ_CST);
+    ssize_t w = write(gen_wake_wr, "s", 1);
+    (void)w;
+}
+
+int gen_mark_ready(void)
+{
+    if (!gen || __atomic_exchange_n(&gen->ready, 1, __ATOMIC_SEQ_CST))
+        return 0;
+    futex(&gen->ready, FUTEX_WAKE, 1, NULL);
+    return 1;
+}
+
+void gen_wait_ready(void)
+{
+    while (!__atomic_load_n(&gen->ready, __ATOMIC_SEQ_CST))
+        futex(&gen->ready, FUTEX_WAIT, 0, NULL);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+int gen_wait_drained(long timeout_ms)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int n = __atomic_load_n(&gen->conns, __ATOMIC_SEQ_CST);
+        if (n <= 0)
+            return 0;
+        long left = timeout_ms - ms_since(&t0);
+        if (left <= 0)
+            return -1;
+        struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
+        futex(&gen->conns, FUTEX_WAIT, n, &ts);
+    }
+}

@@ -1,0 +1,39 @@
+/* generation.h - state shared by every process of one generation.
+ *
+ * The leader maps one shared anonymous page before it forks anything, so its
+ * workers see the same page; a pipe made at the same time is the broadcast that
+ * wakes every process of the generation when it must stop accepting.
+ */
+#ifndef HUPTIME_GENERATION_H
+#define HUPTIME_GENERATION_H
+
+enum gen_state { GEN_SERVING = 0, GEN_STOPPING = 1 };
+
+struct gen_page {
+    int state;        /* enum gen_state */
+    int conns;        /* connections held by the generation's processes */
+    int ready;        /* 1 once a process waits on a listener */
+    int number;
+};
+
+extern struct gen_page *gen;   /* NULL while inert */
+extern int gen_wake_rd;        /* readable once the generation is stopping */
+
+/* Create the page and the wake pipe. 0 on success, -1 (logged) on failure. */
+int gen_init(int number);
+
+/* Count connections up or down; wakes gen_wait_drained() at zero. */
+void gen_conn_add(int delta);
+int gen_stopping(void);
+
+/* Tell every process of the generation to stop accepting. */
+void gen_broadcast_stop(void);
+
+/* Readiness: the first waiting process marks it, the leader waits for it. */
+int gen_mark_ready(void);      /* returns 1 for the first caller */
+void gen_wait_ready(void);
+
+/* Wait until no connection is open, at most timeout_ms; 0 drained, -1 timed out. */
+int gen_wait_drained(long timeout_ms);
+
+#endif

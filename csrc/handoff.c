@@ -1,0 +1,192 @@
+/* handoff.c - the text forms of the handoff variables, and address comparison. */
+#define _GNU_SOURCE
+#include "handoff.h"
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+int huptime_parse_uint(const char *s, long max, long *out)
+{
+    if (!s || !*s)
+        return -1;
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (v > (max - (*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int huptime_parse_fd_list(const char *s, int *out, int max)
+{
+    int n = 0;
+    if (!s)
+        return -1;
+    if (!*s)
+        return 0;
+    const char *p = s;
+    for (;;) {
+        char item[16];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item || n >= max)
+            return -1;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        long v;
+        if (huptime_parse_uint(item, 65535, &v) < 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            if (out[i] == v)
+                return -1;
+        out[n++] = (int)v;
+        if (p[len] == '\0')
+            return n;
+        p += len + 1;
+    }
+}
+
+int huptime_format_fd_list(const int *fds, int n, char *buf, size_t size)
+{
+    size_t used = 0;
+    if (size == 0)
+        return -1;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        int w = snprintf(buf + used, size - used, i ? ",%d" : "%d", fds[i]);
+        if (w < 0 || (size_t)w >= size - used)
+            return -1;
+        used += (size_t)w;
+    }
+    return (int)used;
+}
+
+int huptime_sockaddr_same(const struct sockaddr *a, socklen_t alen,
+                          const struct sockaddr *b, socklen_t blen)
+{
+    if (!a || !b || alen < sizeof(sa_family_t) || blen < sizeof(sa_family_t))
+        return 0;
+    if (a->sa_family != b->sa_family)
+        return 0;
+    switch (a->sa_family) {
+    case AF_INET: {
+        if (alen < sizeof(struct sockaddr_in) || blen < sizeof(struct sockaddr_in))
+            return 0;
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    case AF_INET6: {
+        if (alen < sizeof(struct sockaddr_in6) || blen < sizeof(struct sockaddr_in6))
+            return 0;
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    case AF_UNIX: {
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        if (alen <= off || blen <= off)
+            return 0; /* unnamed sockets are never the same endpoint */
+        const char *x = ((const struct sockaddr_un *)(const void *)a)->sun_path;
+        const char *y = ((const struct sockaddr_un *)(const void *)b)->sun_path;
+        size_t xl = alen - off, yl = blen - off;
+        if (x[0] != '\0' && y[0] != '\0') { /* paths: up to the first NUL */
+            size_t xn = strnlen(x, xl), yn = strnlen(y, yl);
+            return xn == yn && memcmp(x, y, xn) == 0;
+        }
+        return xl == yl && memcmp(x, y, xl) == 0; /* abstract names: bytes */
+    }
+    default:
+        return 0;
+    }
+}
+
+const char *huptime_env_get(char *const *envp, const char *name)
+{
+    size_t len = strlen(name);
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
+            return *envp + len + 1;
+    return NULL;
+}
+
+void huptime_put_pid(char *slot, long pid)
+{
+    char tmp[24];
+    int n = 0;
+    if (pid <= 0)
+        pid = 0;
+    do {
+        tmp[n++] = (char)('0' + pid % 10);
+        pid /= 10;
+    } while (pid && n < (int)sizeof tmp);
+    for (int i = 0; i < n; i++)
+        slot[i] = tmp[n - 1 - i];
+    slot[n] = '\0';
+}
+
+static const char *const handoff_keys[] = {
+    "HUPTIME_FDS=", "HUPTIME_READY_FD=", "HUPTIME_GENERATION=",
+    "HUPTIME_PENDING=", "HUPTIME_PID=", NULL,
+};
+
+static int is_handoff_entry(const char *entry)
+{
+    for (int i = 0; handoff_keys[i]; i++)
+        if (strncmp(entry, handoff_keys[i], strlen(handoff_keys[i])) == 0)
+            return 1;
+    return 0;
+}
+
+char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot)
+{
+    enum { EXTRA = 5, TEXT = 64 + HANDOFF_MAX_FDS * 6 };
+    size_t count = 0, bytes = 0;
+    for (char *const *e = base; e && *e; e++)
+        if (!is_handoff_entry(*e)) {
+            count++;
+            bytes += strlen(*e) + 1;
+        }
+    size_t nptr = count + EXTRA + 1;
+    char **env = malloc(nptr * sizeof(char *) + bytes + EXTRA * TEXT);
+    if (!env)
+        return NULL;
+    char *text = (char *)(env + nptr);
+    size_t n = 0;
+    for (char *const *e = base; e && *e; e++)
+        if (!is_handoff_entry(*e)) {
+            size_t len = strlen(*e) + 1;
+            memcpy(text, *e, len);
+            env[n++] = text;
+            text += len;
+        }
+    char fds[HANDOFF_MAX_FDS * 6 + 1];
+    if (huptime_format_fd_list(h->fds, h->nfds, fds, sizeof fds) < 0) {
+        free(env);
+        return NULL;
+    }
+    env[n++] = text;
+    text += snprintf(text, TEXT, "HUPTIME_FDS=%s", fds) + 1;
+    env[n++] = text;
+    text += snprintf(text, TEXT, "HUPTIME_GENERATION=%d", h->generation) + 1;
+    if (h->ready_fd >= 0) {
+        env[n++] = text;
+        text += snprintf(text, TEXT, "HUPTIME_READY_FD=%d", h->ready_fd) + 1;
+    }
+    if (h->pending) {
+        env[n++] = text;
+        text += snprintf(text, TEXT, "HUPTIME_PENDING=1") + 1;
+    }
+    env[n++] = text;
+    memcpy(text, "HUPTIME_PID=", 12);
+    *pid_slot = text + 12;
+    huptime_put_pid(*pid_slot, 0);
+    env[n] = NULL;
+    return env;
+}

@@ -1,0 +1,54 @@
+/* handoff.h - encoding and decoding of what crosses execve (see docs/protocol.md).
+ *
+ * Pure functions over strings and sockaddrs: no global state, no I/O. They are
+ * exported (huptime_*) so the test suite can call them through cffi.
+ */
+#ifndef HUPTIME_HANDOFF_H
+#define HUPTIME_HANDOFF_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define HUPTIME_API __attribute__((visibility("default")))
+#define HANDOFF_MAX_FDS 64
+
+/* Parse a decimal integer in [0, max]; 0 on success, -1 on anything else
+ * (empty, sign, junk, overflow). */
+HUPTIME_API int huptime_parse_uint(const char *s, long max, long *out);
+
+/* Parse "3,4,7" into out[]; returns the count, or -1 if malformed, a number is
+ * above 65535, a number repeats, or there are more than max. "" gives 0. */
+HUPTIME_API int huptime_parse_fd_list(const char *s, int *out, int max);
+
+/* Format fds as "3,4,7" into buf; returns length, or -1 if it does not fit. */
+HUPTIME_API int huptime_format_fd_list(const int *fds, int n, char *buf, size_t size);
+
+/* 1 if two socket addresses name the same local endpoint: same family and, for
+ * AF_INET/AF_INET6, the same address and port (and IPv6 scope); for AF_UNIX the
+ * same path or abstract name. 0 otherwise. */
+HUPTIME_API int huptime_sockaddr_same(const struct sockaddr *a, socklen_t alen,
+                                      const struct sockaddr *b, socklen_t blen);
+
+/* Value of NAME in a NULL-terminated environment, or NULL. */
+HUPTIME_API const char *huptime_env_get(char *const *envp, const char *name);
+
+/* Write a decimal pid into slot (at least 12 bytes), NUL-terminated.
+ * Async-signal-safe: used between vfork and execve. */
+HUPTIME_API void huptime_put_pid(char *slot, long pid);
+
+/* What a new generation is handed. */
+struct handoff {
+    const int *fds;
+    int nfds;
+    int ready_fd;     /* -1: none */
+    int generation;
+    int pending;      /* 1: restart again once ready */
+};
+
+/* Build a new environment: base without any HUPTIME_FDS, HUPTIME_READY_FD,
+ * HUPTIME_GENERATION, HUPTIME_PENDING, HUPTIME_PID entries, plus those of h and a
+ * HUPTIME_PID entry whose value *pid_slot points to (fill it with huptime_put_pid).
+ * One malloc'd block; free() it. NULL on allocation failure. */
+HUPTIME_API char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot);
+
+#endif

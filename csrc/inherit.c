@@ -1,0 +1,69 @@
+/* inherit.c - claim inherited listeners on bind(); close the unclaimed at readiness. */
+#define _GNU_SOURCE
+#include "inherit.h"
+#include "config.h"
+#include "generation.h"
+#include "log.h"
+#include "real.h"
+#include "registry.h"
+
+#include <fcntl.h>
+#include <string.h>
+
+static int unclaimed_closed;
+
+void inherit_adopt(void)
+{
+    for (int i = 0; i < cfg.n_inherited; i++)
+        reg_adopt(&cfg.inherited[i], FD_INHERITED);
+    if (cfg.ready_fd >= 0)
+        reg_adopt(&cfg.ready_fd, FD_INTERNAL);
+}
+
+static int sock_int(int fd, int opt)
+{
+    int v = -1;
+    socklen_t len = sizeof v;
+    return getsockopt(fd, SOL_SOCKET, opt, &v, &len) == 0 ? v : -1;
+}
+
+int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct sockaddr_storage have;
+    for (int i = 0; i < cfg.n_inherited; i++) {
+        int old = cfg.inherited[i];
+        socklen_t hlen = sizeof have;
+        if (old < 0 || getsockname(old, (struct sockaddr *)&have, &hlen) < 0)
+            continue;
+        if (!huptime_sockaddr_same(addr, len, (struct sockaddr *)&have, hlen) ||
+            sock_int(old, SO_TYPE) != sock_int(fd, SO_TYPE))
+            continue;
+        int fdflags = REAL(fcntl64)(fd, F_GETFD);
+        int flflags = REAL(fcntl64)(fd, F_GETFL);
+        if (fdflags < 0 || flflags < 0)
+            return 0;
+        if (REAL(dup3)(old, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+            return 0;
+        /* The shared socket stays non-blocking underneath; the program's own
+         * choice is what it set on the socket it created. */
+        reg_listener_add(fd, (flflags & O_NONBLOCK) != 0);
+        reg_release(&cfg.inherited[i]);
+        LOG_DEBUG("claimed inherited listener %d as descriptor %d", old, fd);
+        return 1;
+    }
+    return 0;
+}
+
+void inherit_close_unclaimed(void)
+{
+    if (__atomic_load_n(&unclaimed_closed, __ATOMIC_RELAXED) ||
+        !__atomic_load_n(&gen->ready, __ATOMIC_RELAXED) ||
+        __atomic_exchange_n(&unclaimed_closed, 1, __ATOMIC_SEQ_CST))
+        return;
+    for (int i = 0; i < cfg.n_inherited; i++)
+        if (cfg.inherited[i] >= 0) {
+            LOG_DEBUG("closing inherited listener %d: the program did not bind its address",
+                      cfg.inherited[i]);
+            reg_release(&cfg.inherited[i]);
+        }
+}

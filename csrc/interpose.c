@@ -1,0 +1,289 @@
+/* interpose.c - the libc entry points the shim replaces.
+ *
+ * Each wrapper is plain libc when the shim is inert or the descriptor is not one
+ * it tracks; otherwise it hands over to the part that owns the concept. These are
+ * the only exported symbols besides the huptime_* helpers, defined without symbol
+ * versions so the dynamic linker binds the program's calls here whatever version
+ * the program was linked against.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+#include "gate.h"
+#include "generation.h"
+#include "handoff.h"
+#include "inherit.h"
+#include "real.h"
+#include "registry.h"
+#include "restart.h"
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ACTIVE (cfg.active)
+
+static int is_listener(int fd)
+{
+    int k = reg_kind(fd);
+    return k == FD_LISTENER || k == FD_STOPPED;
+}
+
+/* ---- sockets ---- */
+
+HUPTIME_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    if (ACTIVE && cfg.n_inherited && inherit_claim(fd, addr, len))
+        return 0;
+    return REAL(bind)(fd, addr, len);
+}
+
+HUPTIME_API int listen(int fd, int backlog)
+{
+    int r = REAL(listen)(fd, backlog);
+    if (r == 0 && ACTIVE && !shim_in_vfork_child()) {
+        int saved = errno;
+        gate_listening(fd);
+        errno = saved;
+    }
+    return r;
+}
+
+HUPTIME_API int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    if (ACTIVE && is_listener(fd))
+        return gate_accept(fd, addr, len, flags);
+    return REAL(accept4)(fd, addr, len, flags);
+}
+
+HUPTIME_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    if (ACTIVE && is_listener(fd))
+        return gate_accept(fd, addr, len, 0);
+    return REAL(accept)(fd, addr, len);
+}
+
+/* ---- descriptors ---- */
+
+HUPTIME_API int close(int fd)
+{
+    if (!ACTIVE || reg_kind(fd) == FD_NONE || shim_in_vfork_child())
+        return REAL(close)(fd);
+    if (reg_closing(fd))
+        return 0; /* the shim's own, or an inherited listener not claimed yet */
+    return REAL(close)(fd);
+}
+
+static int real_close_range(unsigned first, unsigned last, int flags)
+{
+    if (real.close_range || (real_init(), real.close_range))
+        return real.close_range(first, last, flags);
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+HUPTIME_API int close_range(unsigned first, unsigned last, int flags)
+{
+    if (!ACTIVE || (flags & CLOSE_RANGE_CLOEXEC) || shim_in_vfork_child())
+        return real_close_range(first, last, flags);
+    /* Close around the protected descriptors, forgetting the tracked ones. */
+    unsigned lo = first;
+    for (unsigned fd = first; fd <= last && fd < REG_MAX_FD; fd++) {
+        if (reg_kind((int)fd) == FD_NONE)
+            continue;
+        if (reg_closing((int)fd)) {
+            if (fd > lo && real_close_range(lo, fd - 1, flags) < 0)
+                return -1;
+            lo = fd + 1;
+        }
+    }
+    if (lo > last || lo < first)
+        return 0;
+    return real_close_range(lo, last, flags);
+}
+
+HUPTIME_API int dup(int fd)
+{
+    int r = REAL(dup)(fd);
+    if (r >= 0 && ACTIVE && reg_kind(fd) != FD_NONE && !shim_in_vfork_child())
+        reg_duped(fd, r);
+    return r;
+}
+
+static int dup_onto(int oldfd, int newfd, int flags, int use3)
+{
+    if (!ACTIVE || shim_in_vfork_child() || oldfd == newfd ||
+        REAL(fcntl64)(oldfd, F_GETFD) < 0)
+        return use3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
+    if (reg_kind(newfd) != FD_NONE)
+        reg_retarget(newfd);
+    int r = use3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
+    if (r >= 0)
+        reg_duped(oldfd, newfd);
+    return r;
+}
+
+HUPTIME_API int dup2(int oldfd, int newfd) { return dup_onto(oldfd, newfd, 0, 0); }
+HUPTIME_API int dup3(int oldfd, int newfd, int flags) { return dup_onto(oldfd, newfd, flags, 1); }
+
+static int shim_fcntl(int fd, int cmd, void *arg)
+{
+    if (!ACTIVE)
+        return REAL(fcntl64)(fd, cmd, arg);
+    int r;
+    switch (cmd) {
+    case F_GETFL:
+        r = REAL(fcntl64)(fd, cmd);
+        if (r >= 0 && is_listener(fd))
+            r = (r & ~O_NONBLOCK) | (reg_program_nonblock(fd) ? O_NONBLOCK : 0);
+        return r;
+    case F_SETFL:
+        if (!is_listener(fd))
+            return REAL(fcntl64)(fd, cmd, arg);
+        r = REAL(fcntl64)(fd, cmd, (long)arg | O_NONBLOCK);
+        if (r == 0)
+            reg_set_program_nonblock(fd, ((long)arg & O_NONBLOCK) != 0);
+        return r;
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+        r = REAL(fcntl64)(fd, cmd, arg);
+        if (r >= 0 && reg_kind(fd) != FD_NONE && !shim_in_vfork_child())
+            reg_duped(fd, r);
+        return r;
+    default:
+        return REAL(fcntl64)(fd, cmd, arg);
+    }
+}
+
+HUPTIME_API int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return shim_fcntl(fd, cmd, arg);
+}
+
+HUPTIME_API int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return shim_fcntl(fd, cmd, arg);
+}
+
+HUPTIME_API int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (ACTIVE && request == FIONBIO && arg && is_listener(fd)) {
+        reg_set_program_nonblock(fd, *(int *)arg != 0);
+        return 0; /* the socket stays non-blocking underneath */
+    }
+    return REAL(ioctl)(fd, request, arg);
+}
+
+/* ---- waiting ---- */
+
+HUPTIME_API int poll(struct pollfd *fds, nfds_t n, int timeout_ms)
+{
+    if (!ACTIVE)
+        return REAL(poll)(fds, n, timeout_ms);
+    struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+    return gate_poll(fds, n, timeout_ms < 0 ? NULL : &ts, NULL);
+}
+
+HUPTIME_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
+                      const sigset_t *mask)
+{
+    if (!ACTIVE)
+        return REAL(ppoll)(fds, n, timeout, mask);
+    return gate_poll(fds, n, timeout, mask);
+}
+
+static void note_select(int n, fd_set *readfds)
+{
+    if (!readfds)
+        return;
+    for (int fd = 0; fd < n && fd < FD_SETSIZE; fd++)
+        if (FD_ISSET(fd, readfds) && reg_kind(fd) == FD_LISTENER) {
+            gate_note_wait();
+            return;
+        }
+}
+
+HUPTIME_API int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout)
+{
+    if (ACTIVE)
+        note_select(n, r);
+    return (int)syscall(SYS_select, n, r, w, e, timeout);
+}
+
+HUPTIME_API int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout,
+                        const sigset_t *mask)
+{
+    if (ACTIVE)
+        note_select(n, r);
+    struct { const sigset_t *set; size_t size; } sigdata = { mask, _NSIG / 8 };
+    struct timespec copy, *tp = NULL;
+    if (timeout) {
+        copy = *timeout;
+        tp = &copy;
+    }
+    return (int)syscall(SYS_pselect6, n, r, w, e, tp, mask ? &sigdata : NULL);
+}
+
+HUPTIME_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    if (!ACTIVE || shim_in_vfork_child())
+        return REAL(epoll_ctl)(epfd, op, fd, ev);
+    return gate_epoll_ctl(epfd, op, fd, ev);
+}
+
+HUPTIME_API int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms)
+{
+    if (!ACTIVE)
+        return REAL(epoll_wait)(epfd, ev, max, timeout_ms);
+    return gate_epoll_wait(epfd, ev, max, timeout_ms, NULL);
+}
+
+HUPTIME_API int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms,
+                            const sigset_t *mask)
+{
+    if (!ACTIVE)
+        return REAL(epoll_pwait)(epfd, ev, max, timeout_ms, mask);
+    return gate_epoll_wait(epfd, ev, max, timeout_ms, mask);
+}
+
+HUPTIME_API int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
+                             const struct timespec *timeout, const sigset_t *mask)
+{
+    if (!ACTIVE || reg_kind(epfd) != FD_EPOLL)
+        return REAL(epoll_pwait2)(epfd, ev, max, timeout, mask);
+    long ms = -1;
+    if (timeout)
+        ms = timeout->tv_sec * 1000L + (timeout->tv_nsec + 999999L) / 1000000L;
+    return gate_epoll_wait(epfd, ev, max, ms > 0x7fffffffL ? 0x7fffffff : (int)ms, mask);
+}
+
+/* ---- signals ---- */
+
+HUPTIME_API sighandler_t signal(int sig, sighandler_t handler)
+{
+    if (ACTIVE && sig == cfg.signo)
+        return restart_program_signal(handler);
+    return REAL(signal)(sig, handler);
+}
+
+HUPTIME_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (ACTIVE && sig == cfg.signo)
+        return restart_program_sigaction(act, old);
+    return REAL(sigaction)(sig, act, old);
+}

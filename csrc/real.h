@@ -1,0 +1,49 @@
+/* real.h - the libc functions the shim interposes, as found by dlsym(RTLD_NEXT).
+ *
+ * The shim's own code calls libc through these pointers, never through the
+ * interposed names, so it cannot recurse into itself.
+ */
+#ifndef HUPTIME_REAL_H
+#define HUPTIME_REAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+struct real_libc {
+    int (*bind)(int, const struct sockaddr *, socklen_t);
+    int (*listen)(int, int);
+    int (*accept)(int, struct sockaddr *, socklen_t *);
+    int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+    int (*close)(int);
+    int (*close_range)(unsigned int, unsigned int, int);
+    int (*dup)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
+    int (*fcntl64)(int, int, ...);
+    int (*ioctl)(int, unsigned long, ...);
+    int (*poll)(struct pollfd *, nfds_t, int);
+    int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+    int (*epoll_ctl)(int, int, int, struct epoll_event *);
+    int (*epoll_wait)(int, struct epoll_event *, int, int);
+    int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+    int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
+    sighandler_t (*signal)(int, sighandler_t);
+    int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+};
+
+extern struct real_libc real;
+
+/* Resolve every pointer; safe to call more than once. */
+void real_init(void);
+
+/* Resolve lazily: interposed calls can arrive before the shim's constructor ran
+ * (other libraries' constructors close or dup descriptors). */
+#define REAL(name) (real.name ? real.name : (real_init(), real.name))
+
+#endif

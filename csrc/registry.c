@@ -1,0 +1,254 @@
+/* registry.c - descriptor kinds, listeners, epoll registrations, connection counts. */
+#define _GNU_SOURCE
+#include "registry.h"
+#include "generation.h"
+#include "log.h"
+#include "real.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <unistd.h>
+
+static uint8_t kinds[REG_MAX_FD];
+static uint8_t program_nonblock[REG_MAX_FD];
+static int high_water;          /* one above the highest descriptor ever tracked */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define MAX_EPOLL_REGS 256
+static struct { int epfd, fd; } epoll_regs[MAX_EPOLL_REGS];
+static int n_epoll_regs;
+
+#define MAX_SLOTS 32
+static struct { int *slot; enum fd_kind kind; } slots[MAX_SLOTS];
+
+static int tracked(int fd) { return fd >= 0 && fd < REG_MAX_FD; }
+
+int reg_kind(int fd)
+{
+    return tracked(fd) ? __atomic_load_n(&kinds[fd], __ATOMIC_RELAXED) : FD_NONE;
+}
+
+void reg_set_kind(int fd, enum fd_kind kind)
+{
+    if (!tracked(fd))
+        return;
+    __atomic_store_n(&kinds[fd], (uint8_t)kind, __ATOMIC_RELAXED);
+    if (kind != FD_NONE) {
+        int hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+        while (fd + 1 > hw &&
+               !__atomic_compare_exchange_n(&high_water, &hw, fd + 1, 0,
+                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            ;
+    }
+}
+
+void reg_lock(void) { pthread_mutex_lock(&lock); }
+void reg_unlock(void) { pthread_mutex_unlock(&lock); }
+void reg_reset_lock(void) { pthread_mutex_init(&lock, NULL); }
+
+void reg_listener_add(int fd, int nonblock)
+{
+    if (!tracked(fd))
+        return;
+    program_nonblock[fd] = (uint8_t)nonblock;
+    reg_set_kind(fd, FD_LISTENER);
+}
+
+int reg_program_nonblock(int fd) { return tracked(fd) && program_nonblock[fd]; }
+void reg_set_program_nonblock(int fd, int on)
+{
+    if (tracked(fd))
+        program_nonblock[fd] = (uint8_t)(on != 0);
+}
+
+int reg_listeners(int *out, int max)
+{
+    int n = 0, hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    for (int fd = 0; fd < hw && n < max; fd++)
+        if (reg_kind(fd) == FD_LISTENER)
+            out[n++] = fd;
+    return n;
+}
+
+void reg_conn_opened(int fd)
+{
+    if (!tracked(fd))
+        return;
+    reg_set_kind(fd, FD_CONN);
+    gen_conn_add(1);
+}
+
+int reg_count_conns(void)
+{
+    int n = 0, hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    for (int fd = 0; fd < hw; fd++)
+        n += reg_kind(fd) == FD_CONN;
+    return n;
+}
+
+void reg_conns_cloexec(void)
+{
+    int hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    for (int fd = 0; fd < hw; fd++)
+        if (reg_kind(fd) == FD_CONN)
+            REAL(fcntl64)(fd, F_SETFD, FD_CLOEXEC);
+}
+
+void reg_epoll_added(int epfd, int fd)
+{
+    reg_lock();
+    for (int i = 0; i < n_epoll_regs; i++)
+        if (epoll_regs[i].epfd == epfd && epoll_regs[i].fd == fd)
+            goto out;
+    if (n_epoll_regs < MAX_EPOLL_REGS) {
+        epoll_regs[n_epoll_regs].epfd = epfd;
+        epoll_regs[n_epoll_regs].fd = fd;
+        n_epoll_regs++;
+    } else {
+        static int said;
+        log_once(&said, "more than %d epoll registrations of listeners; "
+                 "the rest are not removed at restart", MAX_EPOLL_REGS);
+    }
+    reg_set_kind(epfd, FD_EPOLL);
+out:
+    reg_unlock();
+}
+
+/* Caller holds the lock. */
+static void epoll_forget(int epfd, int fd)
+{
+    for (int i = 0; i < n_epoll_regs;)
+        if (epoll_regs[i].epfd == epfd && (fd < 0 || epoll_regs[i].fd == fd))
+            epoll_regs[i] = epoll_regs[--n_epoll_regs];
+        else
+            i++;
+}
+
+void reg_epoll_removed(int epfd, int fd)
+{
+    reg_lock();
+    epoll_forget(epfd, fd);
+    reg_unlock();
+}
+
+void reg_epoll_drop_all(int wake_fd)
+{
+    for (int i = 0; i < n_epoll_regs; i++) {
+        int epfd = epoll_regs[i].epfd;
+        REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, epoll_regs[i].fd, NULL);
+        if (wake_fd >= 0)
+            REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, wake_fd, NULL);
+        if (reg_kind(epfd) == FD_EPOLL)
+            reg_set_kind(epfd, FD_NONE);
+    }
+    n_epoll_regs = 0;
+}
+
+/* Forget what fd was, counting down a connection. */
+static void forget(int fd)
+{
+    switch (reg_kind(fd)) {
+    case FD_CONN:
+        reg_set_kind(fd, FD_NONE);
+        gen_conn_add(-1);
+        break;
+    case FD_EPOLL:
+        reg_lock();
+        epoll_forget(fd, -1);
+        reg_unlock();
+        reg_set_kind(fd, FD_NONE);
+        break;
+    case FD_LISTENER:
+        reg_lock();
+        for (int i = 0; i < n_epoll_regs;)
+            if (epoll_regs[i].fd == fd)
+                epoll_regs[i] = epoll_regs[--n_epoll_regs];
+            else
+                i++;
+        reg_unlock();
+        reg_set_kind(fd, FD_NONE);
+        break;
+    case FD_STOPPED:
+        reg_set_kind(fd, FD_NONE);
+        break;
+    default:
+        break;
+    }
+}
+
+int reg_closing(int fd)
+{
+    int k = reg_kind(fd);
+    if (k == FD_INTERNAL || k == FD_INHERITED)
+        return 1;
+    forget(fd);
+    return 0;
+}
+
+void reg_duped(int oldfd, int newfd)
+{
+    switch (reg_kind(oldfd)) {
+    case FD_CONN:
+        reg_conn_opened(newfd);
+        break;
+    case FD_LISTENER:
+    case FD_STOPPED:
+        reg_listener_add(newfd, reg_program_nonblock(oldfd));
+        reg_set_kind(newfd, reg_kind(oldfd));
+        break;
+    default:
+        break;
+    }
+}
+
+void reg_adopt(int *slot, enum fd_kind kind)
+{
+    reg_lock();
+    for (int i = 0; i < MAX_SLOTS; i++)
+        if (!slots[i].slot) {
+            slots[i].slot = slot;
+            slots[i].kind = kind;
+            reg_set_kind(*slot, kind);
+            break;
+        }
+    reg_unlock();
+}
+
+void reg_release(int *slot)
+{
+    reg_lock();
+    for (int i = 0; i < MAX_SLOTS; i++)
+        if (slots[i].slot == slot)
+            slots[i].slot = NULL;
+    reg_unlock();
+    if (*slot >= 0) {
+        reg_set_kind(*slot, FD_NONE);
+        REAL(close)(*slot);
+        *slot = -1;
+    }
+}
+
+void reg_retarget(int fd)
+{
+    int k = reg_kind(fd);
+    if (k != FD_INTERNAL && k != FD_INHERITED) {
+        forget(fd);
+        return;
+    }
+    reg_lock();
+    for (int i = 0; i < MAX_SLOTS; i++) {
+        if (!slots[i].slot || *slots[i].slot != fd)
+            continue;
+        int cmd = slots[i].kind == FD_INTERNAL ? F_DUPFD_CLOEXEC : F_DUPFD;
+        int moved = REAL(fcntl64)(fd, cmd, fd + 1);
+        if (moved >= 0) {
+            reg_set_kind(moved, slots[i].kind);
+            *slots[i].slot = moved;
+            LOG_DEBUG("moved descriptor %d to %d: the program wants its number", fd, moved);
+        }
+        break;
+    }
+    reg_set_kind(fd, FD_NONE);
+    reg_unlock();
+}

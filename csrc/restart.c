@@ -1,0 +1,350 @@
+/* restart.c - one loop that turns restart signals into handovers. */
+#define _GNU_SOURCE
+#include "restart.h"
+#include "config.h"
+#include "gate.h"
+#include "inherit.h"
+#include "generation.h"
+#include "log.h"
+#include "real.h"
+#include "registry.h"
+#include "shim.h"
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static volatile sig_atomic_t is_leader;
+static volatile unsigned signals_seen;
+static int sig_rd = -1, sig_wr = -1;
+static int manager_running;
+static struct sigaction program_action;   /* what the program believes is installed */
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+static void on_restart_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    signals_seen++;
+    if (is_leader && !gen_stopping()) {
+        ssize_t w = write(sig_wr, "r", 1);
+        (void)w;
+    }
+    errno = saved;
+}
+
+unsigned restart_signals_seen(void) { return signals_seen; }
+
+int restart_program_sigaction(const struct sigaction *act, struct sigaction *old)
+{
+    if (old)
+        *old = program_action;
+    if (act) {
+        program_action = *act;
+        LOG_DEBUG("the program's handler for signal %d is recorded, not installed: "
+                  "huptime keeps it for restarts", cfg.signo);
+    }
+    return 0;
+}
+
+sighandler_t restart_program_signal(sighandler_t handler)
+{
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    act.sa_flags = SA_RESTART;
+    restart_program_sigaction(&act, &old);
+    return old.sa_handler;
+}
+
+static void fork_prepare(void) { reg_lock(); }
+static void fork_parent(void) { reg_unlock(); }
+static void fork_child(void)
+{
+    reg_reset_lock();
+    shim_pid = getpid();
+    is_leader = 0;
+    manager_running = 0;
+    if (cfg.ready_fd >= 0)
+        reg_release(&cfg.ready_fd); /* only the leader reports readiness */
+    gen_conn_add(reg_count_conns()); /* the child holds these connections too */
+}
+
+int restart_init(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+        log_info("cannot make the signal pipe: %s; behaving like plain libc", strerror(errno));
+        return -1;
+    }
+    sig_rd = p[0];
+    sig_wr = p[1];
+    reg_adopt(&sig_rd, FD_INTERNAL);
+    reg_adopt(&sig_wr, FD_INTERNAL);
+    is_leader = 1;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_restart_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (REAL(sigaction)(cfg.signo, &sa, &program_action) < 0) {
+        log_info("cannot handle signal %d: %s; behaving like plain libc", cfg.signo, strerror(errno));
+        return -1;
+    }
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (cfg.pending) {
+        ssize_t w = write(sig_wr, "r", 1); /* handled once this generation is ready */
+        (void)w;
+    }
+    return 0;
+}
+
+/* Read every pending byte; returns how many signals were waiting. */
+static int take_signals(void)
+{
+    char buf[64];
+    int n = 0;
+    ssize_t r;
+    while ((r = read(sig_rd, buf, sizeof buf)) > 0)
+        n += (int)r;
+    return n;
+}
+
+static void wait_signal(void)
+{
+    struct pollfd p = { sig_rd, POLLIN, 0 };
+    while (REAL(poll)(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+}
+
+/* This generation is done: stop accepting, drain, end the children, exit. */
+static void retire(pid_t successor)
+{
+    long t0 = now_ms();
+    gen_broadcast_stop();
+    gate_local_stop();
+    int open = __atomic_load_n(&gen->conns, __ATOMIC_SEQ_CST);
+    if (gen_wait_drained(cfg.drain_timeout_ms) == 0) {
+        log_info("generation %d drained %d connection%s in %ld ms; exiting", gen->number,
+                 open, open == 1 ? "" : "s", now_ms() - t0);
+    } else {
+        log_info("generation %d: %d connection%s still open after the drain timeout "
+                 "(%ld ms); sending SIGTERM", gen->number, gen->conns,
+                 gen->conns == 1 ? "" : "s", cfg.drain_timeout_ms);
+        spawn_end_children(successor, 5000);
+        kill(getpid(), SIGTERM);
+        struct timespec five = { 5, 0 };
+        nanosleep(&five, NULL);
+        log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
+        kill(getpid(), SIGKILL);
+    }
+    spawn_end_children(successor, 2000);
+    _exit(0);
+}
+
+enum outcome { READY, FAILED };
+
+/* Wait for the new generation's readiness byte, its exit, or the timeout. */
+static enum outcome await_ready(int ready_rd, int pidfd, char *why, size_t size)
+{
+    long deadline = now_ms() + cfg.ready_timeout_ms;
+    struct pollfd p[2] = { { ready_rd, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
+    for (;;) {
+        long left = deadline - now_ms();
+        if (left <= 0) {
+            snprintf(why, size, "was not ready within %ld ms", cfg.ready_timeout_ms);
+            return FAILED;
+        }
+        int r = REAL(poll)(p, 2, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (p[0].revents) {
+            char c = 0;
+            if (read(ready_rd, &c, 1) == 1 && c == 'R')
+                return READY;
+        }
+        if (p[0].revents || p[1].revents) {
+            siginfo_t si;
+            memset(&si, 0, sizeof si);
+            /* Give the exit a moment to become visible after the pipe closed. */
+            if (!p[1].revents)
+                REAL(poll)(&p[1], 1, 1000);
+            if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid) {
+                if (si.si_code == CLD_EXITED)
+                    snprintf(why, size, "exited with status %d before it was ready", si.si_status);
+                else
+                    snprintf(why, size, "was killed by signal %d before it was ready", si.si_status);
+            } else {
+                snprintf(why, size, "closed its readiness pipe before it was ready");
+            }
+            return FAILED;
+        }
+    }
+}
+
+static void restart_fork(void)
+{
+    int fds[HANDOFF_MAX_FDS], ready[2];
+    int n = reg_listeners(fds, HANDOFF_MAX_FDS);
+    if (n == 0) {
+        log_info("restart signal ignored: no listening socket yet");
+        return;
+    }
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        log_info("cannot restart: readiness pipe: %s", strerror(errno));
+        return;
+    }
+    reg_adopt(&ready[0], FD_INTERNAL);
+    reg_adopt(&ready[1], FD_INTERNAL);
+    int next = gen->number + 1;
+    struct handoff h = { fds, n, ready[1], next, 0 };
+    struct spawn_plan plan;
+    long t0 = now_ms();
+    pid_t pid = -1;
+    if (spawn_plan_make(&plan, &h) == 0) {
+        pid = spawn_child(&plan);
+        if (pid < 0)
+            log_info("cannot restart: vfork: %s", strerror(errno));
+        spawn_plan_free(&plan);
+    }
+    reg_release(&ready[1]);
+    if (pid < 0) {
+        reg_release(&ready[0]);
+        return;
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd >= 0)
+        reg_adopt(&pidfd, FD_INTERNAL);
+    log_info("restart: generation %d starting as pid %d", next, (int)pid);
+
+    char why[128];
+    enum outcome o = await_ready(ready[0], pidfd, why, sizeof why);
+    reg_release(&ready[0]);
+    if (o == FAILED) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        siginfo_t si;
+        waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
+        reg_release(&pidfd);
+        log_info("restart failed: generation %d (pid %d) %s; generation %d keeps serving",
+                 next, (int)pid, why, gen->number);
+        return;
+    }
+    log_info("generation %d (pid %d) ready in %ld ms; generation %d stops accepting",
+             next, (int)pid, now_ms() - t0, gen->number);
+    if (take_signals() > 0) {
+        log_info("forwarding the restart signal that came during the restart to pid %d", (int)pid);
+        syscall(SYS_pidfd_send_signal, pidfd, cfg.signo, NULL, 0);
+    }
+    reg_release(&pidfd);
+    retire(pid);
+}
+
+static void restart_exec(void)
+{
+    int fds[HANDOFF_MAX_FDS], kept[HANDOFF_MAX_FDS];
+    int n = reg_listeners(fds, HANDOFF_MAX_FDS);
+    if (n == 0) {
+        log_info("restart signal ignored: no listening socket yet");
+        return;
+    }
+    char *exe = spawn_resolve_exe();
+    if (!exe) {
+        log_info("restart refused: %s: %s; still serving", cfg.argv[0], strerror(errno));
+        return;
+    }
+    free(exe);
+    for (int i = 0; i < n; i++) {
+        kept[i] = REAL(fcntl64)(fds[i], F_DUPFD_CLOEXEC, 3);
+        if (kept[i] < 0) {
+            log_info("restart refused: cannot keep listener %d: %s", fds[i], strerror(errno));
+            while (i-- > 0)
+                REAL(close)(kept[i]);
+            return;
+        }
+        reg_set_kind(kept[i], FD_INTERNAL);
+    }
+    long t0 = now_ms();
+    int open = gen->conns;
+    log_info("restart (exec): generation %d stops accepting and drains %d connection%s",
+             gen->number, open, open == 1 ? "" : "s");
+    gen_broadcast_stop();
+    gate_local_stop();
+    if (gen_wait_drained(cfg.drain_timeout_ms) < 0)
+        log_info("drain timeout (%ld ms): closing %d connection%s", cfg.drain_timeout_ms,
+                 gen->conns, gen->conns == 1 ? "" : "s");
+    spawn_end_children(0, 2000);
+    struct handoff h = { kept, n, -1, gen->number + 1, take_signals() > 0 };
+    struct spawn_plan plan;
+    if (spawn_plan_make(&plan, &h) == 0) {
+        log_info("exec: generation %d after %ld ms", h.generation, now_ms() - t0);
+        spawn_exec_self(&plan);
+        log_info("exec %s failed: %s", plan.exe, strerror(errno));
+    }
+    _exit(127);
+}
+
+static void *manager(void *arg)
+{
+    (void)arg;
+    if (cfg.ready_fd >= 0) {
+        gen_wait_ready();
+        ssize_t w = write(cfg.ready_fd, "R", 1);
+        (void)w;
+        reg_release(&cfg.ready_fd);
+        inherit_close_unclaimed();
+    }
+    if (cfg.generation > 1)
+        log_info("generation %d serving", cfg.generation);
+    for (;;) {
+        wait_signal();
+        if (take_signals() == 0)
+            continue;
+        gen_wait_ready(); /* restart only a generation that serves */
+        if (cfg.mode == MODE_EXEC)
+            restart_exec();
+        else
+            restart_fork();
+    }
+    return NULL;
+}
+
+void restart_manager_start(void)
+{
+    if (!is_leader || __atomic_exchange_n(&manager_running, 1, __ATOMIC_SEQ_CST))
+        return;
+    sigset_t only_restart, old;
+    sigfillset(&only_restart);
+    sigdelset(&only_restart, cfg.signo);
+    pthread_sigmask(SIG_SETMASK, &only_restart, &old);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int e = pthread_create(&t, &attr, manager, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        manager_running = 0;
+        log_info("cannot start the restart thread: %s; restarts are off", strerror(e));
+    }
+}

@@ -1,0 +1,235 @@
+/* spawn.c - vfork+execve of a new generation, exec of this process, ending children. */
+#define _GNU_SOURCE
+#include "spawn.h"
+#include "config.h"
+#include "log.h"
+#include "real.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static int pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+static int pidfd_signal(int fd, int sig) { return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0); }
+
+char *spawn_resolve_exe(void)
+{
+    const char *name = cfg.argv[0];
+    if (strchr(name, '/')) {
+        char *path;
+        if (name[0] == '/')
+            path = strdup(name);
+        else if (asprintf(&path, "%s/%s", cfg.cwd, name) < 0)
+            path = NULL;
+        if (path && access(path, X_OK) == 0)
+            return path;
+        free(path);
+        return NULL;
+    }
+    const char *search = huptime_env_get(cfg.envp, "PATH");
+    if (!search)
+        search = "/usr/local/bin:/usr/bin:/bin";
+    int saved = ENOENT;
+    while (*search) {
+        size_t len = strcspn(search, ":");
+        char *path;
+        const char *dir = len ? search : ".";
+        int dlen = len ? (int)len : 1;
+        if (asprintf(&path, "%.*s/%s", dlen, dir, name) < 0)
+            return NULL;
+        if (path[0] != '/') { /* relative PATH entry: from the start directory */
+            char *abs;
+            if (asprintf(&abs, "%s/%s", cfg.cwd, path) < 0)
+                abs = NULL;
+            free(path);
+            path = abs;
+            if (!path)
+                return NULL;
+        }
+        if (access(path, X_OK) == 0)
+            return path;
+        if (errno != ENOENT)
+            saved = errno;
+        free(path);
+        search += len + (search[len] == ':');
+    }
+    errno = saved;
+    return NULL;
+}
+
+int spawn_plan_make(struct spawn_plan *p, const struct handoff *h)
+{
+    memset(p, 0, sizeof *p);
+    p->exe = spawn_resolve_exe();
+    if (!p->exe) {
+        log_info("cannot restart: %s: %s", cfg.argv[0], strerror(errno));
+        return -1;
+    }
+    p->envp = huptime_build_env(cfg.envp, h, &p->pid_slot);
+    if (!p->envp) {
+        log_info("cannot restart: out of memory building the environment");
+        free(p->exe);
+        return -1;
+    }
+    for (int i = 0; i < h->nfds; i++)
+        p->keep[p->nkeep++] = h->fds[i];
+    if (h->ready_fd >= 0)
+        p->keep[p->nkeep++] = h->ready_fd;
+    return 0;
+}
+
+void spawn_plan_free(struct spawn_plan *p)
+{
+    free(p->exe);
+    free(p->envp);
+    p->exe = NULL;
+    p->envp = NULL;
+}
+
+/* Async-signal-safe from here to execve. */
+static void become_new_image(struct spawn_plan *p)
+{
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = sigismember(&cfg.start_ignored, sig) ? SIG_IGN : SIG_DFL;
+        REAL(sigaction)(sig, &sa, NULL);
+    }
+    if (chdir(cfg.cwd) < 0) {
+        /* keep going from wherever we are: the program reports its own errors */
+    }
+    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (int i = 0; i < p->nkeep; i++)
+        REAL(fcntl64)(p->keep[i], F_SETFD, 0);
+    huptime_put_pid(p->pid_slot, (long)syscall(SYS_getpid));
+    sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
+    execve(p->exe, cfg.argv, p->envp);
+}
+
+pid_t spawn_child(struct spawn_plan *p)
+{
+    pid_t pid = vfork();
+    if (pid == 0) {
+        become_new_image(p);
+        _exit(127);
+    }
+    return pid;
+}
+
+void spawn_exec_self(struct spawn_plan *p)
+{
+    int e;
+    become_new_image(p);
+    e = errno;
+    sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
+    errno = e;
+}
+
+static int is_my_child(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    REAL(close)(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+    int ppid = 0;
+    return p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
+}
+
+/* PIDs of this process's children, from /proc/self/task/N/children. */
+static int list_children(pid_t *out, int max)
+{
+    int n = 0;
+    DIR *tasks = opendir("/proc/self/task");
+    if (!tasks)
+        return 0;
+    struct dirent *t;
+    while ((t = readdir(tasks)) && n < max) {
+        if (t->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", t->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        int pid;
+        while (n < max && fscanf(f, "%d", &pid) == 1)
+            out[n++] = pid;
+        fclose(f);
+    }
+    closedir(tasks);
+    return n;
+}
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+int spawn_end_children(pid_t except, long grace_ms)
+{
+    enum { MAX = 256 };
+    pid_t pids[MAX];
+    struct pollfd pfds[MAX];
+    int n = list_children(pids, MAX), m = 0;
+    for (int i = 0; i < n; i++) {
+        if (pids[i] == except)
+            continue;
+        int fd = pidfd_open(pids[i]);
+        if (fd < 0)
+            continue;
+        if (!is_my_child(pids[i]) || pidfd_signal(fd, SIGTERM) < 0) {
+            REAL(close)(fd);
+            continue;
+        }
+        pfds[m++] = (struct pollfd){ fd, POLLIN, 0 };
+    }
+    long deadline = now_ms() + grace_ms;
+    int alive = m;
+    while (alive > 0) {
+        long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        if (REAL(poll)(pfds, (nfds_t)m, (int)left) < 0 && errno != EINTR)
+            break;
+        alive = 0;
+        for (int i = 0; i < m; i++)
+            if (pfds[i].fd >= 0 && !(pfds[i].revents & POLLIN))
+                alive++;
+    }
+    for (int i = 0; i < m; i++) {
+        siginfo_t si;
+        if (!(pfds[i].revents & POLLIN))
+            pidfd_signal(pfds[i].fd, SIGKILL);
+        waitid((idtype_t)P_PIDFD, (id_t)pfds[i].fd, &si, WEXITED);
+        REAL(close)(pfds[i].fd);
+    }
+    return m;
+}

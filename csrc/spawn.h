@@ -1,0 +1,39 @@
+/* spawn.h - starting the program afresh: a new generation, or this process's next image.
+ *
+ * A plan is made in normal context (path lookup, environment); the start itself
+ * does only async-signal-safe work between vfork and execve: reset signals, go to
+ * the start directory, close every descriptor but stdio and the handed-over ones.
+ */
+#ifndef HUPTIME_SPAWN_H
+#define HUPTIME_SPAWN_H
+
+#include <sys/types.h>
+#include "handoff.h"
+
+struct spawn_plan {
+    char *exe;            /* resolved path of argv[0] */
+    char **envp;          /* one block: free() */
+    char *pid_slot;       /* HUPTIME_PID's value inside envp */
+    int keep[HANDOFF_MAX_FDS + 1];
+    int nkeep;
+};
+
+/* Resolve argv[0] like a shell would; NULL (errno set) if not executable. */
+char *spawn_resolve_exe(void);
+
+/* 0, or -1 with a logged reason. */
+int spawn_plan_make(struct spawn_plan *p, const struct handoff *h);
+void spawn_plan_free(struct spawn_plan *p);
+
+/* vfork + execve; the child's PID, or -1. */
+pid_t spawn_child(struct spawn_plan *p);
+
+/* Replace this process's image; returns only if execve failed. */
+void spawn_exec_self(struct spawn_plan *p);
+
+/* SIGTERM this process's children (all but `except`), SIGKILL those still there
+ * after grace_ms, and reap them. Children are found through /proc and signalled
+ * through pidfds, so a recycled PID is never signalled. Returns how many. */
+int spawn_end_children(pid_t except, long grace_ms);
+
+#endif

@@ -1,0 +1,53 @@
+"""Build csrc/*.c into src/huptime/libhuptime.so: a plain shared library, not a
+Python extension. It is preloaded into arbitrary programs, so it must not need
+libpython (-Wl,-z,defs proves it) and it must load with LD_BIND_NOW=1."""
+
+import os
+import shlex
+import subprocess
+import sysconfig
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.bdist_wheel import bdist_wheel
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).parent
+SOURCES = sorted(str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*.c"))
+CFLAGS = ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-fPIC", "-fvisibility=hidden"]
+LDFLAGS = ["-shared", "-Wl,-z,defs", "-Wl,-z,now", "-Wl,--as-needed", "-ldl", "-pthread"]
+
+
+class BuildShim(build_ext):
+    """Compile and link the shim with the system C compiler, named libhuptime.so."""
+
+    def get_ext_filename(self, fullname):
+        return os.path.join(*fullname.split(".")[:-1], "libhuptime.so")
+
+    def build_extension(self, ext):
+        target = Path(self.get_ext_fullpath(ext.name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cc = shlex.split(os.environ.get("CC", "cc"))
+        cmd = [*cc, *CFLAGS, *shlex.split(os.environ.get("CFLAGS", "")), "-o", str(target),
+               *[str(HERE / s) for s in ext.sources], *LDFLAGS,
+               *shlex.split(os.environ.get("LDFLAGS", ""))]
+        self.announce(" ".join(cmd), level=2)
+        subprocess.run(cmd, check=True)
+
+
+class PlatformWheel(bdist_wheel):
+    """The wheel holds native code but no CPython ABI: py3-none-<platform>."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self):
+        return "py3", "none", sysconfig.get_platform().replace("-", "_").replace(".", "_")
+
+
+setup(
+    ext_modules=[Extension("huptime.libhuptime", sources=SOURCES, depends=[
+        str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*.h")])],
+    cmdclass={"build_ext": BuildShim, "bdist_wheel": PlatformWheel},
+)

@@ -1,0 +1,102 @@
+"""The command line: parse and validate, then hand over to the launcher."""
+
+from __future__ import annotations
+
+import signal as signals
+import sys
+
+import click
+
+from huptime import __version__
+from huptime.launcher import LaunchError, Settings, launch
+
+EPILOG = """\b
+Examples:
+  huptime python3 -m http.server 8000
+  kill -HUP <pid>                  # restart: new generation, no lost client
+  huptime --exec nginx -g 'daemon off;'
+  huptime --signal USR2 --ready-timeout 10 ./server --port 8080
+
+\b
+Fork mode (default): the restart starts a new process; the old one keeps
+accepting until the new one is ready, then finishes its open connections
+and exits. If the new one exits or is not ready within --ready-timeout,
+it is killed and the old one keeps serving.
+Exec mode (--exec): same PID; the process stops accepting, finishes its
+connections, and execs itself. Clients wait in the kernel's queue.
+"""
+
+
+def parse_signal(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    """HUP, SIGHUP, hup or a number; never KILL or STOP."""
+    name = value.strip().upper()
+    try:
+        number = int(name) if name.isdigit() else int(signals.Signals[
+            name if name.startswith("SIG") else "SIG" + name])
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"unknown signal {value!r} (try HUP, USR1, USR2)") from None
+    if number in (signals.SIGKILL, signals.SIGSTOP) or not 1 <= number < signals.NSIG:
+        raise click.BadParameter(f"signal {value!r} cannot be caught")
+    return number
+
+
+def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not value > 0 or value > 365 * 86400:
+        raise click.BadParameter(f"must be a number of seconds above 0, got {value}")
+    return value
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False},
+    epilog=EPILOG,
+)
+@click.option("--exec", "exec_mode", is_flag=True, help="Restart in place (same PID) instead of forking a new generation.")
+@click.option("--fork", "fork_mode", is_flag=True, help="Restart by starting a new generation (the default).")
+@click.option("--signal", "signal_number", default="HUP", show_default=True, metavar="NAME",
+              callback=parse_signal, help="Signal that triggers a restart (e.g. USR2 for servers that use HUP themselves).")
+@click.option("--ready-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              callback=positive_seconds, help="Fork mode: roll back if the new generation is not accepting by then.")
+@click.option("--drain-timeout", type=float, default=300.0, show_default=True, metavar="SECONDS",
+              callback=positive_seconds, help="Longest wait for open connections to finish before SIGTERM (SIGKILL 5 s later).")
+@click.option("--debug", is_flag=True, help="PID-tagged debug lines from the shim on stderr.")
+@click.version_option(__version__, "--version", prog_name="huptime")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
+def huptime(exec_mode: bool, fork_mode: bool, signal_number: int, ready_timeout: float,
+            drain_timeout: float, debug: bool, command: tuple[str, ...]) -> None:
+    """Run COMMAND so that it can be restarted without losing a connection.
+
+    Send the restart signal (SIGHUP unless --signal) to the server's PID, or to
+    all of its processes: the listening sockets are handed to the new version,
+    in-flight requests finish, and no client sees a refused or reset connection.
+    """
+    if exec_mode and fork_mode:
+        raise click.UsageError("--exec and --fork exclude each other")
+    settings = Settings(
+        mode="exec" if exec_mode else "fork",
+        signal=signal_number,
+        ready_timeout=ready_timeout,
+        drain_timeout=drain_timeout,
+        debug=debug,
+    )
+    launch(list(command), settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: click errors and launch errors become one line and a status."""
+    try:
+        huptime.main(args=argv, prog_name="huptime", standalone_mode=False)
+    except click.UsageError as exc:
+        message = exc.format_message()
+        if isinstance(exc, click.MissingParameter) and exc.param and exc.param.name == "command":
+            message = "missing COMMAND (usage: huptime [OPTIONS] [--] COMMAND [ARGS]...)"
+        click.echo(f"huptime: {message}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"huptime: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except LaunchError as exc:
+        click.echo(f"huptime: {exc}", err=True)
+        sys.exit(exc.status)
+    sys.exit(0)

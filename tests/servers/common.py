@@ -1,0 +1,70 @@
+"""What every Python test server shares: the behaviour file, the routes, the replies.
+
+Imported by the server scripts next to it (their directory is on sys.path when run
+as `python tests/servers/NAME.py PORT`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+SLOW_SECONDS = 0.3
+HEAD_LIMIT = 65536
+BACKLOG = 128
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found"}
+
+
+def port_from_argv() -> int:
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} PORT")
+    return int(sys.argv[1])
+
+
+def obey_behaviour_file() -> None:
+    """Simulate a broken version if $HT_BEHAVIOUR_FILE says `crash` or `hang`; call before bind."""
+    path = os.environ.get("HT_BEHAVIOUR_FILE")
+    if not path:
+        return
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            behaviour = f.read()
+    except OSError:
+        return
+    if "crash" in behaviour:
+        print("crashing", flush=True)
+        sys.exit(3)
+    if "hang" in behaviour:
+        while True:
+            time.sleep(3600)
+
+
+def announce(port: int) -> None:
+    """Tell the test the server is listening; call after listen()."""
+    print(f"listening on {port}", flush=True)
+
+
+def identity() -> bytes:
+    generation = os.environ.get("HUPTIME_GENERATION", "0")
+    return f"pid={os.getpid()} gen={generation}\n".encode()
+
+
+def route(request_head: bytes) -> tuple[float, int, bytes]:
+    """Map a request head to (delay before replying, status, body)."""
+    parts = request_head.split(b"\r\n", 1)[0].split()
+    if len(parts) != 3 or parts[0] != b"GET":
+        return 0.0, 400, b"bad request\n"
+    if parts[1] == b"/":
+        return 0.0, 200, identity()
+    if parts[1] == b"/slow":
+        return SLOW_SECONDS, 200, identity()
+    return 0.0, 404, b"not found\n"
+
+
+def render(status: int, body: bytes) -> bytes:
+    head = (f"HTTP/1.0 {status} {REASONS[status]}\r\n"
+            f"Content-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n")
+    return head.encode("ascii") + body
