@@ -50,13 +50,18 @@ void gen_conn_add(int delta)
     if (!gen)
         return;
     int now = __atomic_add_fetch(&gen->conns, delta, __ATOMIC_SEQ_CST);
-    if (now <= 0 && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) == GEN_STOPPING)
+    if (now <= 0 && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) != GEN_SERVING)
         futex(&gen->conns, FUTEX_WAKE, 1, NULL);
 }
 
 int gen_stopping(void)
 {
-    return gen && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) == GEN_STOPPING;
+    return gen && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) != GEN_SERVING;
+}
+
+int gen_retired(void)
+{
+    return gen && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) == GEN_RETIRED;
 }
 
 void gen_broadcast_stop(void)

@@ -7,7 +7,11 @@
 #ifndef HUPTIME_GENERATION_H
 #define HUPTIME_GENERATION_H
 
-enum gen_state { GEN_SERVING = 0, GEN_STOPPING = 1 };
+enum gen_state {
+    GEN_SERVING = 0,
+    GEN_STOPPING = 1,  /* not accepting; draining */
+    GEN_RETIRED = 2,   /* drained; ending its processes, forks refused */
+};
 
 struct gen_page {
     int state;        /* enum gen_state */
@@ -24,7 +28,8 @@ int gen_init(int number);
 
 /* Count connections up or down; wakes gen_wait_drained() at zero. */
 void gen_conn_add(int delta);
-int gen_stopping(void);
+int gen_stopping(void);   /* STOPPING or RETIRED */
+int gen_retired(void);
 
 /* Tell every process of the generation to stop accepting. */
 void gen_broadcast_stop(void);

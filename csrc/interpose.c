@@ -272,6 +272,19 @@ HUPTIME_API int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
     return gate_epoll_wait(epfd, ev, max, ms > 0x7fffffffL ? 0x7fffffff : (int)ms, mask);
 }
 
+/* ---- processes ---- */
+
+/* Forks are seen through pthread_atfork (restart.c); this wrapper only refuses
+ * them once a generation has drained and is ending its processes. */
+HUPTIME_API pid_t fork(void)
+{
+    if (ACTIVE && gen_retired()) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return REAL(fork)();
+}
+
 /* ---- signals ---- */
 
 HUPTIME_API sighandler_t signal(int sig, sighandler_t handler)

@@ -27,6 +27,7 @@ void real_init(void)
     RESOLVE(epoll_wait);
     RESOLVE(epoll_pwait);
     RESOLVE(epoll_pwait2);
+    RESOLVE(fork);
     RESOLVE(signal);
     RESOLVE(sigaction);
 }

@@ -11,6 +11,7 @@
 #endif
 
 #include <poll.h>
+#include <sys/types.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -33,6 +34,7 @@ struct real_libc {
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
     int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
+    pid_t (*fork)(void);
     sighandler_t (*signal)(int, sighandler_t);
     int (*sigaction)(int, const struct sigaction *, struct sigaction *);
 };

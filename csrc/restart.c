@@ -45,7 +45,7 @@ static void on_restart_signal(int sig)
     (void)sig;
     int saved = errno;
     signals_seen++;
-    if (is_leader && !gen_stopping()) {
+    if (is_leader) {
         ssize_t w = write(sig_wr, "r", 1);
         (void)w;
     }
@@ -158,7 +158,10 @@ static void retire(pid_t successor)
         log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
         kill(getpid(), SIGKILL);
     }
-    spawn_end_children(successor, 2000);
+    /* No new children from here on: a master would respawn the workers we end. */
+    __atomic_store_n(&gen->state, GEN_RETIRED, __ATOMIC_SEQ_CST);
+    for (int round = 0; round < 5 && spawn_end_children(successor, 2000) > 0; round++)
+        ;
     _exit(0);
 }
 
@@ -292,7 +295,9 @@ static void restart_exec(void)
     if (gen_wait_drained(cfg.drain_timeout_ms) < 0)
         log_info("drain timeout (%ld ms): closing %d connection%s", cfg.drain_timeout_ms,
                  gen->conns, gen->conns == 1 ? "" : "s");
-    spawn_end_children(0, 2000);
+    __atomic_store_n(&gen->state, GEN_RETIRED, __ATOMIC_SEQ_CST);
+    for (int round = 0; round < 5 && spawn_end_children(0, 2000) > 0; round++)
+        ;
     struct handoff h = { kept, n, -1, gen->number + 1, take_signals() > 0 };
     struct spawn_plan plan;
     if (spawn_plan_make(&plan, &h) == 0) {
@@ -306,20 +311,18 @@ static void restart_exec(void)
 static void *manager(void *arg)
 {
     (void)arg;
+    gen_wait_ready();
     if (cfg.ready_fd >= 0) {
-        gen_wait_ready();
         ssize_t w = write(cfg.ready_fd, "R", 1);
         (void)w;
         reg_release(&cfg.ready_fd);
         inherit_close_unclaimed();
     }
-    if (cfg.generation > 1)
-        log_info("generation %d serving", cfg.generation);
+    log_info("generation %d serving", cfg.generation);
     for (;;) {
         wait_signal();
         if (take_signals() == 0)
             continue;
-        gen_wait_ready(); /* restart only a generation that serves */
         if (cfg.mode == MODE_EXEC)
             restart_exec();
         else

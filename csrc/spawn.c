@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -100,26 +99,54 @@ void spawn_plan_free(struct spawn_plan *p)
     p->envp = NULL;
 }
 
+/* Close every descriptor from 3 up except those in keep[] (sorted here). */
+static void close_all_but(int *keep, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    unsigned lo = 3;
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < 3)
+            continue;
+        if ((unsigned)keep[i] > lo)
+            syscall(SYS_close_range, lo, (unsigned)keep[i] - 1, 0);
+        lo = (unsigned)keep[i] + 1;
+    }
+    syscall(SYS_close_range, lo, ~0U, 0);
+}
+
 /* Async-signal-safe from here to execve. */
 static void become_new_image(struct spawn_plan *p)
 {
     sigset_t all;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP)
-            continue;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = sigismember(&cfg.start_ignored, sig) ? SIG_IGN : SIG_DFL;
-        REAL(sigaction)(sig, &sa, NULL);
-    }
+    /* Pending signals survive execve, and closing descriptors can raise more
+     * (nginx's O_ASYNC channels send SIGIO): ignore every signal while the old
+     * image's descriptors are closed, which also discards what is pending. The
+     * operator's stop signals are left alone. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP && sig != SIGTERM && sig != SIGINT && sig != SIGQUIT) {
+            sa.sa_handler = SIG_IGN;
+            REAL(sigaction)(sig, &sa, NULL);
+        }
     if (chdir(cfg.cwd) < 0) {
         /* keep going from wherever we are: the program reports its own errors */
     }
-    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    close_all_but(p->keep, p->nkeep);
     for (int i = 0; i < p->nkeep; i++)
         REAL(fcntl64)(p->keep[i], F_SETFD, 0);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            sa.sa_handler = sigismember(&cfg.start_ignored, sig) ? SIG_IGN : SIG_DFL;
+            REAL(sigaction)(sig, &sa, NULL);
+        }
     huptime_put_pid(p->pid_slot, (long)syscall(SYS_getpid));
     sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
     execve(p->exe, cfg.argv, p->envp);
