@@ -76,11 +76,11 @@ static void load_handoff(char **envp)
     s = huptime_env_get(envp, "HUPTIME_READY_FD");
     if (s) {
         struct stat st;
-        if (huptime_parse_uint(s, 65535, &v) == 0 && fstat((int)v, &st) == 0 &&
+        if (huptime_parse_uint(s, 65535, &v) == 0 && v > 2 && fstat((int)v, &st) == 0 &&
             S_ISFIFO(st.st_mode))
             cfg.ready_fd = (int)v;
         else
-            log_info("ignoring HUPTIME_READY_FD=%.20s: not an open pipe", s);
+            log_info("ignoring HUPTIME_READY_FD=%.20s: not an open pipe above stderr", s);
     }
 }
 

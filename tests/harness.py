@@ -171,9 +171,7 @@ class Served:
 
     def expect_rollback(self, timeout: float = 30.0) -> str:
         """Send the restart signal; return the logged reason the new generation failed."""
-        failed = self.wait_log(r"restart failed", 0, 0)  # count before
         before = len(re.findall(r"restart failed", self.log()))
         self.signal()
         line = self.wait_log(r"restart failed: ([^\n]*)", timeout, before + 1)
-        del failed
         return line.group(1)

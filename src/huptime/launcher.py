@@ -71,6 +71,7 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
     preload = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p != str(shim)]
     env["LD_PRELOAD"] = " ".join([str(shim), *preload])
     env["HUPTIME_PID"] = str(pid)
+    env["HUPTIME_GENERATION"] = "1"
     env["HUPTIME_MODE"] = settings.mode
     env["HUPTIME_SIGNAL"] = str(settings.signal)
     env["HUPTIME_READY_TIMEOUT_MS"] = str(max(1, round(settings.ready_timeout * 1000)))

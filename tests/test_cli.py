@@ -1,0 +1,73 @@
+"""The launcher's command line: help that teaches, one-line errors, shell exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+HUPTIME = [sys.executable, "-m", "huptime"]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*HUPTIME, *args], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **(env or {})})
+
+
+def test_help_teaches():
+    done = run("--help")
+    assert done.returncode == 0
+    for text in ("--exec", "--signal", "--ready-timeout", "--drain-timeout", "--debug",
+                 "kill -HUP", "Examples:"):
+        assert text in done.stdout
+
+
+def test_version():
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout.startswith("huptime, version ")
+
+
+@pytest.mark.parametrize("args,status,message", [
+    ((), 2, "missing COMMAND"),
+    (("--bogus", "true"), 2, "No such option"),
+    (("--signal", "NOPE", "true"), 2, "unknown signal 'NOPE'"),
+    (("--signal", "KILL", "true"), 2, "cannot be caught"),
+    (("--ready-timeout", "0", "true"), 2, "above 0"),
+    (("--drain-timeout", "-5", "true"), 2, "above 0"),
+    (("--ready-timeout", "soon", "true"), 2, "not a valid float"),
+    (("--exec", "--fork", "true"), 2, "exclude each other"),
+    (("no-such-command-here",), 127, "command not found"),
+    (("{plain_file}",), 126, "permission denied"),
+    (("/tmp",), 126, "permission denied"),
+])
+def test_bad_input_is_one_line_and_a_status(args, status, message, tmp_path):
+    plain_file = tmp_path / "notes.txt"
+    plain_file.write_text("not a program\n")
+    done = run(*[a.format(plain_file=plain_file) for a in args])
+    assert done.returncode == status
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("huptime: ") and message in lines[0], done.stderr
+
+
+def test_command_runs_with_its_own_arguments_and_status():
+    done = run("--", "sh", "-c", 'echo "$HUPTIME_MODE $HUPTIME_GENERATION $1"; exit 3', "sh", "--exec")
+    assert done.returncode == 3
+    assert done.stdout == "fork 1 --exec\n"
+
+
+def test_options_reach_the_shim_settings():
+    done = run("--exec", "--signal", "usr2", "--ready-timeout", "1.5", "--drain-timeout", "2",
+               "sh", "-c", 'echo "$HUPTIME_MODE $HUPTIME_SIGNAL $HUPTIME_READY_TIMEOUT_MS '
+               '$HUPTIME_DRAIN_TIMEOUT_MS $HUPTIME_PID $$"')
+    mode, sig, ready, drain, pid, shell_pid = done.stdout.split()
+    assert (mode, sig, ready, drain) == ("exec", "12", "1500", "2000")
+    assert pid == shell_pid, "the shim is active in the exec'd command itself"
+
+
+def test_stale_handoff_in_the_callers_environment_is_dropped():
+    done = run("sh", "-c", 'echo "[$HUPTIME_FDS][$HUPTIME_READY_FD][$HUPTIME_PENDING]"',
+               env={"HUPTIME_FDS": "3", "HUPTIME_READY_FD": "4", "HUPTIME_PENDING": "1"})
+    assert done.stdout == "[][][]\n"

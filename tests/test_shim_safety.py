@@ -1,0 +1,79 @@
+"""The shim never breaks a program: corrupt or foreign state gives one log line and
+plain libc behaviour; programs the server runs are not touched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pytest
+
+from huptime.launcher import shim_path
+from support.load import run_load
+from support.process import WatchedProcess
+from support.servers import server_command
+
+BASE = {"HUPTIME_MODE": "fork"}
+
+
+def shim_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUPTIME_")}
+    env.update(LD_PRELOAD=str(shim_path()), PYTHONUNBUFFERED="1", **settings)
+    return env
+
+
+def under_shim(command: list[str], env: dict[str, str]) -> WatchedProcess:
+    """Exec the command with HUPTIME_PID set to its own PID, as the launcher does."""
+    return WatchedProcess(["/bin/sh", "-c", 'export HUPTIME_PID=$$; exec "$@"', "sh", *command],
+                          env=env)
+
+
+@pytest.mark.parametrize("settings,logged", [
+    ({**BASE, "HUPTIME_FDS": "zz"}, "ignoring HUPTIME_FDS=zz"),
+    ({**BASE, "HUPTIME_FDS": "0,1"}, "ignoring inherited descriptor 0"),
+    ({**BASE, "HUPTIME_READY_FD": "1"}, "ignoring HUPTIME_READY_FD=1"),
+    ({**BASE, "HUPTIME_READY_FD": "99"}, "ignoring HUPTIME_READY_FD=99"),
+    ({"HUPTIME_MODE": "sideways"}, "ignoring settings: HUPTIME_MODE=sideways"),
+    ({**BASE, "HUPTIME_SIGNAL": "9"}, "ignoring settings: HUPTIME_SIGNAL=9"),
+    ({**BASE, "HUPTIME_DRAIN_TIMEOUT_MS": "-1"}, "ignoring settings: HUPTIME_DRAIN_TIMEOUT_MS"),
+])
+def test_corrupt_state_is_logged_once_and_the_server_serves(port, build_dir, settings, logged):
+    with under_shim(server_command("threaded", port, build_dir), shim_env(**settings)) as server:
+        server.wait_for_line(f"listening on {port}", timeout=20)
+        result = run_load(port, clients=4, duration=0.5)
+        assert result.failed == 0 and result.ok > 0, result.summary()
+        assert server.output().count(logged) == 1, server.output()
+        assert "Traceback" not in server.output()
+
+
+def test_foreign_process_is_inert(port, build_dir):
+    """HUPTIME_PID names another process (the server's own child programs): plain libc,
+    SIGHUP keeps its default action."""
+    env = shim_env(**BASE, HUPTIME_PID="1")
+    with WatchedProcess(server_command("threaded", port, build_dir), env=env) as server:
+        server.wait_for_line(f"listening on {port}", timeout=20)
+        assert run_load(port, clients=2, duration=0.3).failed == 0
+        os.kill(server.pid, signal.SIGHUP)
+        assert server.wait(10) == -signal.SIGHUP
+        assert "huptime[" not in server.output()
+
+
+def test_program_closing_all_descriptors_keeps_working(port, tmp_path):
+    """os.closerange (close_range) over the shim's own descriptors at start-up."""
+    script = tmp_path / "closer.py"
+    script.write_text(
+        "import os, runpy, sys\n"
+        "os.closerange(3, 65536)\n"
+        f"sys.path.insert(0, {os.path.join(os.path.dirname(__file__), 'servers')!r})\n"
+        f"sys.argv = ['threaded_server.py', '{port}']\n"
+        f"runpy.run_path({str(os.path.join(os.path.dirname(__file__), 'servers', 'threaded_server.py'))!r},"
+        " run_name='__main__')\n")
+    env = shim_env(**BASE, HUPTIME_DEBUG="0")
+    with under_shim([sys.executable, str(script)], env) as server:
+        server.wait_for_line(f"listening on {port}", timeout=20)
+        server.wait_for_line("generation 1 serving", timeout=20)
+        os.kill(server.pid, signal.SIGHUP)
+        server.wait_for_line("generation 2 serving", timeout=20)
+        result = run_load(port, clients=4, duration=0.5)
+        assert result.failed == 0 and result.saw("gen=2"), result.summary()
