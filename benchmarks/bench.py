@@ -1,0 +1,516 @@
+"""`make bench`: failures over restarts, switch time, throughput, start cost, instructions.
+
+    .venv/bin/python benchmarks/bench.py                 # 100 restarts, every server, both modes
+    .venv/bin/python benchmarks/bench.py --quick         # 20 restarts
+    .venv/bin/python benchmarks/bench.py --servers c-accept,asyncio --modes fork
+
+benchmarks/README.md says what each column measures and what it should be.
+Exit status: 0 if every measurement ran and no request failed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib as b  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CLIENTS = 8
+DWELL = 0.05              # seconds of load on each generation before the next restart
+RESTART_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
+BODY_TIMEOUT = 10.0       # new generation's first reply, after its "serving" line
+THROUGHPUT_SEGMENT = 0.3  # seconds per load segment; 10 rounds: 3 s per configuration,
+THROUGHPUT_ROUNDS = 10    # in the order bare fork exec, exec fork bare, ...
+THROUGHPUT_WARMUP = 0.3
+STARTS = 200              # /bin/true starts per round (d)
+START_ROUNDS = 9
+CALLGRIND_K = (200, 400)  # requests per callgrind run (e)
+CALLGRIND_SERVERS = ("c-accept", "c-accept4")
+CALLGRIND_REPEATS = 3     # the shim's count varies a little with timing: median of 3
+
+TARGET_RATIO = 0.99
+TARGET_INSTRUCTIONS = 300
+
+
+def nginx_binary() -> str | None:
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- (a) + (b) restarts
+
+class FirstReply:
+    """When the load first got an OK reply whose body carries a token (e.g. gen=3).
+
+    Stamped by the load threads as each reply is recorded; falls back to polling
+    the load's snapshots if support/load.py changes shape.
+    """
+
+    def __init__(self, runner: b.LoadRunner) -> None:
+        self.runner = runner
+        self.times: dict[str, float] = {}
+        tally = getattr(getattr(runner, "_load", None), "_tally", None)
+        original = getattr(tally, "record", None)
+        self.hooked = callable(original)
+        if self.hooked:
+            times = self.times
+
+            def record(kind, latency, detail, _original=original):
+                if kind == "ok":
+                    now = time.monotonic()
+                    for token in detail.split():
+                        if token not in times:
+                            times[token] = now
+                _original(kind, latency, detail)
+            tally.record = record
+
+    def wait(self, token: str, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.hooked:
+                if token in self.times:
+                    return self.times[token]
+            elif self.runner.snapshot().saw(token):
+                return time.monotonic()
+            time.sleep(b.POLL)
+        return None
+
+
+@dataclass
+class RestartResult:
+    restarts: int = 0
+    ok: int = 0
+    failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    switches: list[float] = field(default_factory=list)   # seconds
+    basis: str = ""                                        # "reply" or "log"
+    missing_replies: int = 0
+    error: str | None = None
+    samples: list[str] = field(default_factory=list)
+
+
+def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir: Path,
+                     nginx: str | None) -> RestartResult:
+    out = RestartResult()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-{mode}-", dir=work))
+    port = b.free_port()
+    server = b.make_server(name, port, tmp, build_dir, nginx)
+    out.basis = "reply" if server.kind == "gen" else "log"
+    served_log = tmp / "server.log"
+    load = None
+    try:
+        served = b.Served(server.command, served_log, exec_mode=(mode == "exec"),
+                          cwd=tmp).start(START_TIMEOUT)
+        load = b.LoadRunner(port, path=server.path, clients=CLIENTS,
+                            duration=restarts * 10.0 + 60.0, max_requests=100_000_000,
+                            timeout=5.0)
+        first = FirstReply(load)
+        load.start()
+        load.wait_until(lambda r: r.ok >= 20, timeout=15.0)
+        for _ in range(restarts):
+            sent, serving = served.restart(RESTART_TIMEOUT)
+            out.restarts += 1
+            if server.kind == "gen":
+                replied = first.wait(f"gen={served.generation}", BODY_TIMEOUT)
+                if replied is None:
+                    out.missing_replies += 1
+                else:
+                    out.switches.append(max(0.0, replied - sent))
+            else:
+                out.switches.append(serving - sent)
+            b.reap_zombies()
+            time.sleep(DWELL)
+    except (b.BenchError, TimeoutError, OSError) as exc:
+        out.error = (str(exc).splitlines() or [type(exc).__name__])[0].removesuffix("; log tail:")
+        out.error += f" (log: {served_log})"
+        say(f"    {name}/{mode}: {exc}")
+    finally:
+        if load is not None:
+            result = load.stop()
+            out.ok = result.ok
+            out.failed = result.failed
+            out.failures = {k: getattr(result, k) for k in b.FAILURE_CLASSES
+                            if getattr(result, k)}
+            out.samples = result.error_samples
+        b.end_descendants()
+    return out
+
+
+# ---------------------------------------------------------------- (c) throughput
+
+def measure_throughput(name: str, modes: list[str], work: Path, build_dir: Path,
+                       nginx: str | None) -> tuple[dict[str, dict[str, float]], str | None]:
+    """Requests/s for "bare" and each mode: all started at once, loaded in turn.
+
+    Segments alternate (bare fork exec, exec fork bare, ...) so drift and other load
+    on the machine hit every configuration alike; the rate is the median segment's.
+    Also the server's CPU time (its process tree, user+system) per OK request.
+    """
+    configs = ["bare", *modes]
+    ports, paths, roots = {}, {}, {}
+    try:
+        for config in configs:
+            tmp = Path(tempfile.mkdtemp(prefix=f"{name}-tput-{config}-", dir=work))
+            port = b.free_port()
+            server = b.make_server(name, port, tmp, build_dir, nginx)
+            ports[config], paths[config] = port, server.path
+            if config == "bare":
+                popen = b.spawn(server.command, tmp / "server.log", env=b.base_env(), cwd=tmp)
+                b.wait_port(port, START_TIMEOUT, path=server.path,
+                            alive=lambda p=popen: p.poll() is None)
+                roots[config] = popen.pid
+            else:
+                served = b.Served(server.command, tmp / "server.log",
+                                  exec_mode=(config == "exec"), cwd=tmp).start(START_TIMEOUT)
+                roots[config] = served.leader
+        for config in configs:
+            b.run_load(ports[config], path=paths[config], clients=CLIENTS,
+                       duration=THROUGHPUT_WARMUP, timeout=5.0)
+        segment_rates: dict[str, list[float]] = {c: [] for c in configs}
+        cpu = dict.fromkeys(configs, 0.0)
+        served_ok = dict.fromkeys(configs, 0)
+        failed = 0
+        for round_ in range(THROUGHPUT_ROUNDS):
+            for config in configs if round_ % 2 == 0 else reversed(configs):
+                before = b.cpu_seconds(roots[config])
+                result = b.run_load(ports[config], path=paths[config], clients=CLIENTS,
+                                    duration=THROUGHPUT_SEGMENT, max_requests=100_000_000,
+                                    timeout=5.0)
+                cpu[config] += b.cpu_seconds(roots[config]) - before
+                served_ok[config] += result.ok
+                segment_rates[config].append(result.ok / result.elapsed)
+                failed += result.failed
+        rates = {c: b.median(segment_rates[c]) for c in configs}
+        cpu_per_request = {c: cpu[c] / served_ok[c] if served_ok[c] else 0.0 for c in configs}
+        return ({"rate": rates, "cpu": cpu_per_request},
+                f"{failed} requests failed" if failed else None)
+    except (b.BenchError, OSError) as exc:
+        say(f"    {name}/throughput: {exc}")
+        return {}, str(exc).splitlines()[0]
+    finally:
+        b.end_descendants()
+
+
+# ---------------------------------------------------------------- (d) start cost
+
+def compile_helper(work: Path) -> Path:
+    binary = work / "startcost"
+    command = ["cc", "-O2", "-Wall", "-o", str(binary), str(HERE / "startcost.c")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise b.BenchError(f"{' '.join(command)}: {done.stderr.strip()}")
+    return binary
+
+
+def nofile_limit(soft: int):
+    def apply():
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, hard), hard))
+    return apply
+
+
+def start_ns(helper: Path, shim: Path | None, nofile: int, count: int,
+             debug: bool = False) -> tuple[int, str]:
+    argv = [str(helper), str(count), "/bin/true", *([str(shim)] if shim else [])]
+    env = b.base_env({"HUPTIME_DEBUG": "1"} if debug else None)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
+                          preexec_fn=nofile_limit(nofile))
+    if done.returncode != 0:
+        raise b.BenchError(f"startcost failed: {done.stderr.strip()}")
+    return int(done.stdout.split()[0]), done.stderr
+
+
+def measure_start_cost(work: Path, shim: Path) -> dict:
+    helper = compile_helper(work)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    limits = [1024, hard] if hard > 1024 else [hard]
+    _, debug = start_ns(helper, shim, limits[0], 1, debug=True)
+    if "active" not in debug:
+        raise b.BenchError(f"the shim was not active in /bin/true: {debug.strip()!r}")
+    samples = {(n, s): [] for n in limits for s in (False, True)}
+    for _ in range(START_ROUNDS):  # interleaved, so drift hits every configuration alike
+        for n in limits:
+            for with_shim in (False, True):
+                ns, _ = start_ns(helper, shim if with_shim else None, n, STARTS)
+                samples[(n, with_shim)].append(ns / 1000.0)
+    return {"limits": limits,
+            "us": {key: b.median(values) for key, values in samples.items()}}
+
+
+# ---------------------------------------------------------------- (e) instructions
+
+CALLGRIND_SHIM = ('exec env HUPTIME_PID=$$ HUPTIME_MODE=fork LD_PRELOAD="$0" '
+                  'valgrind --tool=callgrind --callgrind-out-file="$1" "$2" "$3"')
+CALLGRIND_BARE = 'exec valgrind --tool=callgrind --callgrind-out-file="$1" "$2" "$3"'
+
+
+def callgrind_total(binary: Path, shim: Path | None, requests: int, work: Path) -> int:
+    port = b.free_port()
+    tag = f"{binary.name}-{'shim' if shim else 'bare'}-{requests}"
+    out, log_path = work / f"callgrind-{tag}.out", work / f"callgrind-{tag}.log"
+    script = CALLGRIND_SHIM if shim else CALLGRIND_BARE
+    env = b.base_env()
+    env.pop("LD_PRELOAD", None)
+    popen = b.spawn(["/bin/sh", "-c", script, str(shim or ""), str(out), str(binary),
+                     str(port)], log_path, env=env)
+    log = b.LogFile(log_path)
+    try:
+        alive = lambda: popen.poll() is None  # noqa: E731
+        log.wait(re.compile(rf"listening on {port}"), START_TIMEOUT, alive=alive)
+        if shim:
+            log.wait(re.compile(r"generation 1 serving"), START_TIMEOUT, alive=alive)
+        result = b.run_load(port, clients=1, duration=300.0, max_requests=requests,
+                            timeout=20.0)
+        if result.ok != requests:
+            raise b.BenchError(f"callgrind {tag}: {result.summary()}")
+        os.kill(popen.pid, signal.SIGTERM)
+        popen.wait(60)
+    finally:
+        if popen.poll() is None:
+            os.kill(popen.pid, signal.SIGKILL)
+            popen.wait(10)
+    for line in out.read_text(errors="replace").splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1])
+    raise b.BenchError(f"no totals in {out}; log tail:\n{log.tail()}")
+
+
+def measure_instructions(binary: Path, shim: Path, work: Path) -> dict:
+    """Callgrind totals for K=200 and K=400, bare and shim; the repeat with the median."""
+    small, large = CALLGRIND_K
+    runs = []
+    try:
+        for _ in range(CALLGRIND_REPEATS):
+            totals = {}
+            for with_shim in (False, True):
+                for k in (small, large):
+                    totals[(with_shim, k)] = callgrind_total(
+                        binary, shim if with_shim else None, k, work)
+            bare = totals[(False, large)] - totals[(False, small)]
+            shimmed = totals[(True, large)] - totals[(True, small)]
+            runs.append({"totals": totals, "added": (shimmed - bare) / (large - small)})
+    finally:
+        b.end_descendants()
+    runs.sort(key=lambda run: run["added"])
+    chosen = dict(runs[len(runs) // 2])
+    chosen["range"] = (runs[0]["added"], runs[-1]["added"])
+    return chosen
+
+
+# ---------------------------------------------------------------- report
+
+def ms(seconds: float) -> str:
+    return f"{1000 * seconds:.1f}"
+
+
+def failure_text(r: RestartResult) -> str:
+    parts = [f"{k}={v}" for k, v in r.failures.items()]
+    if r.error:
+        parts.append("ERROR")
+    if r.missing_replies:
+        parts.append(f"no-reply={r.missing_replies}")
+    return " ".join(parts) or "-"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--restarts", type=int, default=100, help="restarts per server and mode")
+    parser.add_argument("--servers", default="all",
+                        help=f"comma-separated, from {','.join(b.NAMES)} (default: all; "
+                             f"nginx only if installed)")
+    parser.add_argument("--modes", default="fork,exec", help="fork,exec (default both)")
+    parser.add_argument("--quick", action="store_true", help="20 restarts")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (server logs) even if all went well")
+    args = parser.parse_args()
+    restarts = 20 if args.quick else args.restarts
+    if not 1 <= restarts <= 10_000:
+        parser.error("--restarts must be between 1 and 10000")
+    nginx = nginx_binary()
+    if args.servers == "all":
+        servers = [n for n in b.NAMES if n != "nginx" or nginx]
+    else:
+        servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+        unknown = [s for s in servers if s not in b.NAMES]
+        if unknown:
+            parser.error(f"unknown server(s) {','.join(unknown)}; choose from {','.join(b.NAMES)}")
+        if "nginx" in servers and not nginx:
+            parser.error("nginx is not installed")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("fork", "exec") for m in modes):
+        parser.error("--modes takes fork, exec or fork,exec")
+
+    b.check_environment()
+    b.install_exit_handlers()
+    b.become_subreaper()
+    sys.setswitchinterval(0.001)  # the load threads and the timing loop share one GIL
+    shim = b.shim_path()
+    work = Path(tempfile.mkdtemp(prefix="huptime-bench-"))
+    build_dir = work / "build"
+    build_dir.mkdir()
+    began = time.monotonic()
+    print(f"huptime bench: {', '.join(servers)}; modes {', '.join(modes)}; {restarts} restarts "
+          f"each under {CLIENTS}-client load (new connection per request)", flush=True)
+    errors = 0
+    try:
+        for name in servers:  # build what needs building before anything is timed
+            if name.startswith("c-"):
+                b.make_server(name, 0, work, build_dir)
+
+        restart_results: dict[tuple[str, str], RestartResult] = {}
+        rates: dict[str, dict[str, float]] = {}
+        for name in servers:
+            say(f"  {name}: throughput (bare, {', '.join(modes)})")
+            rates[name], problem = measure_throughput(name, modes, work, build_dir, nginx)
+            errors += problem is not None
+            for mode in modes:
+                say(f"  {name}: {restarts} restarts, {mode} mode")
+                r = measure_restarts(name, mode, restarts, work, build_dir, nginx)
+                restart_results[(name, mode)] = r
+                errors += r.error is not None
+
+        say("  start cost: /bin/true with and without the shim")
+        try:
+            start = measure_start_cost(work, shim)
+        except (b.BenchError, OSError, subprocess.SubprocessError) as exc:
+            start, errors = {"error": str(exc)}, errors + 1
+
+        instructions: dict[str, dict | str] = {}
+        if not shutil.which("valgrind"):
+            instructions = {"": "skipped (no valgrind)"}
+        else:
+            for name in [s for s in CALLGRIND_SERVERS if s in servers] or [CALLGRIND_SERVERS[0]]:
+                say(f"  instructions: {name} under callgrind")
+                binary = b.build_cserver(build_dir, accept4=name.endswith("accept4"))
+                try:
+                    instructions[name] = measure_instructions(binary, shim, work)
+                except (b.BenchError, OSError, subprocess.SubprocessError) as exc:
+                    instructions[name] = f"error: {str(exc).splitlines()[0]}"
+                    errors += 1
+    finally:
+        b.end_descendants()
+
+    # ---- (a) (b) (c): one row per server and mode
+    headers = ["server", "mode", "restarts", "ok", "failed", "failure classes",
+               "switch med ms", "switch p95 ms", "switch by", "bare req/s", "shim req/s",
+               "shim/bare", "cpu/req shim/bare"]
+    rows = []
+    for name in servers:
+        for mode in modes:
+            r = restart_results[(name, mode)]
+            rate = rates.get(name, {}).get("rate", {})
+            cpu = rates.get(name, {}).get("cpu", {})
+            bare, shimmed = rate.get("bare"), rate.get(mode)
+            cpu_bare, cpu_shim = cpu.get("bare"), cpu.get(mode)
+            rows.append([
+                name, mode, f"{r.restarts}/{restarts}", str(r.ok), str(r.failed),
+                failure_text(r),
+                ms(b.median(r.switches)) if r.switches else "-",
+                ms(b.percentile(r.switches, 0.95)) if r.switches else "-",
+                r.basis,
+                f"{bare:.0f}" if bare else "-", f"{shimmed:.0f}" if shimmed else "-",
+                f"{shimmed / bare:.3f}" if bare and shimmed else "-",
+                f"{cpu_shim / cpu_bare:.3f}" if cpu_bare and cpu_shim else "-",
+            ])
+    print()
+    print("(a) failed requests over restarts, (b) switch time, (c) throughput with the shim")
+    print(b.table(headers, rows, right={2, 3, 4, 6, 7, 9, 10, 11, 12}))
+    total_failed = sum(r.failed for r in restart_results.values())
+    ratios = [float(row[11]) for row in rows if row[11] != "-"]
+    lowest = f"lowest {min(ratios):.3f}" if ratios else "not measured"
+    print(f"targets: 0 failed (got {total_failed}); shim/bare >= {TARGET_RATIO} ({lowest}); "
+          f"switch time: numbers only (by reply: signal -> first OK reply with gen=N; "
+          f"by log: signal -> \"generation N serving\" line seen); cpu/req: the server's "
+          f"CPU time per request, shim vs bare, for reference")
+    for (name, mode), r in restart_results.items():
+        if r.error:
+            print(f"  {name}/{mode} error: {r.error}")
+        if r.samples:
+            print(f"  {name}/{mode} failure samples: {'; '.join(r.samples[:3])}")
+
+    # ---- (d)
+    print()
+    print(f"(d) start cost: fork+exec+exit of /bin/true, {STARTS} starts x {START_ROUNDS} rounds "
+          f"(median of rounds), shim active (HUPTIME_MODE=fork, HUPTIME_PID=own pid)")
+    if "error" in start:
+        print(f"  error: {start['error']}")
+    else:
+        us = start["us"]
+        drows = []
+        for n in start["limits"]:
+            label = f"{n}" + (" (hard max)" if n == start["limits"][-1] and n != 1024 else "")
+            drows.append([label, f"{us[(n, False)]:.0f}", f"{us[(n, True)]:.0f}",
+                          f"{us[(n, True)] - us[(n, False)]:+.0f}"])
+        print(b.table(["RLIMIT_NOFILE", "bare us/start", "shim us/start", "added us"],
+                      drows, right={1, 2, 3}))
+        if len(start["limits"]) == 2:
+            low, high = start["limits"]
+            added_low = us[(low, True)] - us[(low, False)]
+            added_high = us[(high, True)] - us[(high, False)]
+            print(f"target: added cost independent of RLIMIT_NOFILE (at {high}: "
+                  f"{added_high - added_low:+.0f} us vs at {low})")
+
+    # ---- (e)
+    print()
+    print(f"(e) instructions per accepted connection (callgrind Ir, K={CALLGRIND_K[0]} and "
+          f"{CALLGRIND_K[1]} sequential requests; median of {CALLGRIND_REPEATS} repeats)")
+    erows = []
+    for name, m in instructions.items():
+        if not name:
+            print(f"  {m}")
+            continue
+        if isinstance(m, str):
+            erows.append([name, m, "", "", "", "", ""])
+            continue
+        t = m["totals"]
+        small, large = CALLGRIND_K
+        low, high = m["range"]
+        erows.append([name, f"{t[(False, small)]:,}", f"{t[(False, large)]:,}",
+                      f"{t[(True, small)]:,}", f"{t[(True, large)]:,}", f"{m['added']:.0f}",
+                      f"{low:.0f}..{high:.0f}"])
+    if erows:
+        print(b.table(["server", f"bare Ir({CALLGRIND_K[0]})", f"bare Ir({CALLGRIND_K[1]})",
+                       f"shim Ir({CALLGRIND_K[0]})", f"shim Ir({CALLGRIND_K[1]})",
+                       "added Ir/conn", f"range of {CALLGRIND_REPEATS}"], erows,
+                      right={1, 2, 3, 4, 5, 6}))
+    print(f"target: < {TARGET_INSTRUCTIONS} instructions added per connection")
+
+    print()
+    print(f"total time {time.monotonic() - began:.0f} s")
+    passed = total_failed == 0 and errors == 0
+    if args.keep or not passed:
+        print(f"server logs kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        b.end_descendants()
+        sys.exit(130)
