@@ -169,6 +169,15 @@ class Served:
         self.generation = n
         return self.leader
 
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM to the leader; wait until every process of the server is gone."""
+        os.kill(self.leader, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while live_descendants():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still running after SIGTERM: {live_descendants()}")
+            time.sleep(0.02)
+
     def expect_rollback(self, timeout: float = 30.0) -> str:
         """Send the restart signal; return the logged reason the new generation failed."""
         before = len(re.findall(r"restart failed", self.log()))

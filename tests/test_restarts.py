@@ -54,3 +54,4 @@ def test_restarts_under_load_lose_nothing(xprocess, name, mode, port, tmp_path, 
         assert leaders == {served.leader}, "exec mode keeps the PID"
     if server.kind == "pid":
         assert len(result.bodies_seen) > RESTARTS, "each generation's workers served"
+    served.stop()  # SIGTERM to the current leader ends the whole server
