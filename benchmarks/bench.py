@@ -138,7 +138,7 @@ def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir:
                     out.switches.append(max(0.0, replied - sent))
             else:
                 out.switches.append(serving - sent)
-            b.reap_zombies()
+            served.reap()
             time.sleep(DWELL)
     except (b.BenchError, TimeoutError, OSError) as exc:
         out.error = (str(exc).splitlines() or [type(exc).__name__])[0].removesuffix("; log tail:")

@@ -113,8 +113,25 @@ def cpu_seconds(root: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def reap_zombies() -> None:
-    """Reap children that have exited (orphaned generations), without blocking."""
+def reap_zombies(keep: tuple[int, ...] = ()) -> None:
+    """Reap exited children (generations reparented to us), except the PIDs in keep.
+
+    Processes started with Popen are kept for Popen.poll(), which records their status.
+    """
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in keep:
+            continue
+        fields = _stat_fields(int(entry))
+        if fields and fields[0] == "Z" and int(fields[1]) == me:
+            try:
+                os.waitpid(int(entry), os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def reap_all() -> None:
+    """Reap every exited child, without blocking."""
     for _ in range(10_000):
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -139,11 +156,11 @@ def end_descendants(timeout: float = 10.0) -> None:
         pids = live_descendants()
         if pids:
             kill_tree(pids)
-        reap_zombies()
+        reap_all()
         if not descendants() or time.monotonic() >= deadline:
             break
         time.sleep(0.05)
-    reap_zombies()
+    reap_all()
 
 
 def install_exit_handlers() -> None:
@@ -268,10 +285,27 @@ class Served:
     def start(self, timeout: float = 30.0) -> Served:
         self.popen = spawn(self.argv, self.log.path, env=self.env, cwd=self.cwd)
         self.leader = self.popen.pid  # the launcher execs the program: same PID
-        self.log.wait(re.compile(r"generation 1 serving"), timeout,
-                      alive=lambda: _alive(self.leader))
+        self.log.wait(re.compile(r"generation 1 serving"), timeout, alive=self.alive)
         self.generation = 1
         return self
+
+    def alive(self) -> bool:
+        if self.popen is not None and self.leader == self.popen.pid:
+            return self.popen.poll() is None  # our child: poll() keeps its exit status
+        return _alive(self.leader)
+
+    def status(self) -> str:
+        """How the first process ended, if it did (exec mode: the leader itself)."""
+        code = self.popen.poll() if self.popen is not None else None
+        if code is None:
+            return "running"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with status {code}"
+
+    def reap(self) -> None:
+        """Reap generations that have exited; the first process is left to Popen."""
+        reap_zombies(keep=(self.popen.pid,) if self.popen is not None else ())
 
     def restart(self, timeout: float = 30.0) -> tuple[float, float]:
         """Signal the leader; wait until the next generation serves.
@@ -289,8 +323,14 @@ class Served:
             _, _, ready = self.log.wait(re.compile(rf"generation {n} \(pid (\d+)\) ready"),
                                         timeout, start, fail=failed)
             self.leader = int(ready.group(1))
-        _, seen, _ = self.log.wait(re.compile(rf"generation {n} serving"), timeout, start,
-                                   fail=failed, alive=lambda: _alive(self.leader))
+        try:
+            _, seen, _ = self.log.wait(re.compile(rf"generation {n} serving"), timeout, start,
+                                       fail=failed, alive=self.alive)
+        except BenchError as exc:
+            if self.exec_mode:
+                raise BenchError(f"{exc}".replace("process gone", f"leader {self.status()}",
+                                                  1)) from None
+            raise
         self.generation = n
         return sent, seen
 

@@ -51,7 +51,7 @@ def main() -> int:
             sent, seen = served.restart(RESTART_TIMEOUT)
             switches.append(seen - sent)
             restarts += 1
-            b.reap_zombies()
+            served.reap()
             if sys.stdout.isatty():
                 print(f"\r  restart {restarts}/{RESTARTS}: generation {served.generation} "
                       f"(pid {served.leader}) serving after {1000 * (seen - sent):.0f} ms ",
