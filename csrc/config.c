@@ -84,6 +84,35 @@ static void load_handoff(char **envp)
     }
 }
 
+/* An exec'd image arrives with every catchable signal ignored (spawn.c): set
+ * them back to what they were at the first start. Setting SIG_IGN first drops
+ * whatever the old image left pending. Done even if other settings are bad, so
+ * the program never runs with signals it did not ask to ignore. */
+static void restore_signals(const char *list)
+{
+    int ignored[HANDOFF_MAX_FDS];
+    int n = huptime_parse_fd_list(list, ignored, HANDOFF_MAX_FDS);
+    if (n < 0) {
+        log_info("HUPTIME_IGNORED_SIGNALS=%.40s is malformed: every signal set to default", list);
+        n = 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        int keep = 0;
+        for (int i = 0; i < n; i++)
+            keep |= ignored[i] == sig;
+        sa.sa_handler = SIG_IGN;
+        REAL(sigaction)(sig, &sa, NULL);
+        if (!keep) {
+            sa.sa_handler = SIG_DFL;
+            REAL(sigaction)(sig, &sa, NULL);
+        }
+    }
+}
+
 int config_load(int argc, char **argv, char **envp)
 {
     (void)argc;
@@ -97,6 +126,9 @@ int config_load(int argc, char **argv, char **envp)
         return 0; /* not started by huptime: inert */
     if (huptime_parse_uint(pid, 1L << 30, &v) < 0 || v != (long)getpid())
         return 0; /* a program the server started: inert */
+    s = huptime_env_get(envp, "HUPTIME_IGNORED_SIGNALS");
+    if (s)
+        restore_signals(s);
 
     if (strcmp(mode, "fork") == 0)
         cfg.mode = MODE_FORK;

@@ -133,7 +133,7 @@ void huptime_put_pid(char *slot, long pid)
 
 static const char *const handoff_keys[] = {
     "HUPTIME_FDS=", "HUPTIME_READY_FD=", "HUPTIME_GENERATION=",
-    "HUPTIME_PENDING=", "HUPTIME_PID=", NULL,
+    "HUPTIME_PENDING=", "HUPTIME_IGNORED_SIGNALS=", "HUPTIME_PID=", NULL,
 };
 
 static int is_handoff_entry(const char *entry)
@@ -146,7 +146,7 @@ static int is_handoff_entry(const char *entry)
 
 char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot)
 {
-    enum { EXTRA = 5, TEXT = 64 + HANDOFF_MAX_FDS * 6 };
+    enum { EXTRA = 6, TEXT = 64 + HANDOFF_MAX_FDS * 6 };
     size_t count = 0, bytes = 0;
     for (char *const *e = base; e && *e; e++)
         if (!is_handoff_entry(*e)) {
@@ -182,6 +182,15 @@ char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_
     if (h->pending) {
         env[n++] = text;
         text += snprintf(text, TEXT, "HUPTIME_PENDING=1") + 1;
+    }
+    if (h->nignored >= 0) {
+        char sigs[HANDOFF_MAX_FDS * 6 + 1];
+        if (huptime_format_fd_list(h->ignored, h->nignored, sigs, sizeof sigs) < 0) {
+            free(env);
+            return NULL;
+        }
+        env[n++] = text;
+        text += snprintf(text, TEXT, "HUPTIME_IGNORED_SIGNALS=%s", sigs) + 1;
     }
     env[n++] = text;
     memcpy(text, "HUPTIME_PID=", 12);

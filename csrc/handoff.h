@@ -43,10 +43,13 @@ struct handoff {
     int ready_fd;     /* -1: none */
     int generation;
     int pending;      /* 1: restart again once ready */
+    const int *ignored;   /* exec mode: signals ignored at the first start; the */
+    int nignored;         /* new image arrives with all ignored (-1: not so) */
 };
 
 /* Build a new environment: base without any HUPTIME_FDS, HUPTIME_READY_FD,
- * HUPTIME_GENERATION, HUPTIME_PENDING, HUPTIME_PID entries, plus those of h and a
+ * HUPTIME_GENERATION, HUPTIME_PENDING, HUPTIME_IGNORED_SIGNALS, HUPTIME_PID
+ * entries, plus those of h (HUPTIME_IGNORED_SIGNALS when nignored >= 0) and a
  * HUPTIME_PID entry whose value *pid_slot points to (fill it with huptime_put_pid).
  * One malloc'd block; free() it. NULL on allocation failure. */
 HUPTIME_API char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot);

@@ -220,7 +220,7 @@ static void restart_fork(void)
     reg_adopt(&ready[0], FD_INTERNAL);
     reg_adopt(&ready[1], FD_INTERNAL);
     int next = gen->number + 1;
-    struct handoff h = { fds, n, ready[1], next, 0 };
+    struct handoff h = { fds, n, ready[1], next, 0, NULL, -1 };
     struct spawn_plan plan;
     long t0 = now_ms();
     pid_t pid = -1;
@@ -298,7 +298,14 @@ static void restart_exec(void)
     __atomic_store_n(&gen->state, GEN_RETIRED, __ATOMIC_SEQ_CST);
     for (int round = 0; round < 5 && spawn_end_children(0, 2000) > 0; round++)
         ;
-    struct handoff h = { kept, n, -1, gen->number + 1, take_signals() > 0 };
+    /* The new image arrives with every signal ignored (see become_new_image)
+     * and its shim restores the start dispositions from this list. */
+    int ignored[NSIG];
+    int nignored = 0;
+    for (int sig = 1; sig < NSIG && nignored < HANDOFF_MAX_FDS; sig++)
+        if (sigismember(&cfg.start_ignored, sig))
+            ignored[nignored++] = sig;
+    struct handoff h = { kept, n, -1, gen->number + 1, take_signals() > 0, ignored, nignored };
     struct spawn_plan plan;
     if (spawn_plan_make(&plan, &h) == 0) {
         log_info("exec: generation %d after %ld ms", h.generation, now_ms() - t0);

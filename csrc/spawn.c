@@ -88,6 +88,7 @@ int spawn_plan_make(struct spawn_plan *p, const struct handoff *h)
         p->keep[p->nkeep++] = h->fds[i];
     if (h->ready_fd >= 0)
         p->keep[p->nkeep++] = h->ready_fd;
+    p->arrive_ignored = h->nignored >= 0;
     return 0;
 }
 
@@ -142,11 +143,17 @@ static void become_new_image(struct spawn_plan *p)
     close_all_but(p->keep, p->nkeep);
     for (int i = 0; i < p->nkeep; i++)
         REAL(fcntl64)(p->keep[i], F_SETFD, 0);
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP) {
-            sa.sa_handler = sigismember(&cfg.start_ignored, sig) ? SIG_IGN : SIG_DFL;
-            REAL(sigaction)(sig, &sa, NULL);
-        }
+    /* A new process (vfork child) is alone: restore the start dispositions now.
+     * This process's other threads still run until execve ends them, and what
+     * they close or write can raise a signal at any moment up to then, so an
+     * exec'ing image keeps everything ignored and its next shim restores the
+     * dispositions (HUPTIME_IGNORED_SIGNALS, config_restore_signals). */
+    if (!p->arrive_ignored)
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP) {
+                sa.sa_handler = sigismember(&cfg.start_ignored, sig) ? SIG_IGN : SIG_DFL;
+                REAL(sigaction)(sig, &sa, NULL);
+            }
     huptime_put_pid(p->pid_slot, (long)syscall(SYS_getpid));
     sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
     execve(p->exe, cfg.argv, p->envp);

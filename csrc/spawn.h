@@ -16,6 +16,7 @@ struct spawn_plan {
     char *pid_slot;       /* HUPTIME_PID's value inside envp */
     int keep[HANDOFF_MAX_FDS + 1];
     int nkeep;
+    int arrive_ignored;   /* exec: leave signals ignored through execve */
 };
 
 /* Resolve argv[0] like a shell would; NULL (errno set) if not executable. */

@@ -134,3 +134,31 @@ def test_chosen_signal_leaves_the_programs_own_hup_alone(xprocess, port, tmp_pat
         load.wait_until(lambda r: r.ok >= before + 50)
     assert load.result.failed == 0, load.result.summary()
     assert len(re.findall(r"starting as pid", served.log())) == 1
+
+
+def signal_state(pid: int) -> dict[str, str]:
+    """Ignored, caught and blocked signal masks of a process, from /proc."""
+    fields = {}
+    for line in open(f"/proc/{pid}/status"):
+        key, _, value = line.partition(":")
+        if key in ("SigIgn", "SigCgt", "SigBlk"):
+            fields[key] = value.strip()
+    return fields
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_every_generation_starts_with_the_first_ones_signals(xprocess, port, tmp_path, build_dir, mode):
+    """Signals ignored at the first start (nohup, `trap ''`) stay ignored in every
+    generation, and nothing else arrives ignored: the exec path carries every signal
+    ignored through execve and the new image's shim must put them back."""
+    server = make_server("c-accept4", port, tmp_path, build_dir, None)
+    served = Served(xprocess, "c-accept4", server.command, exec_mode=mode == "exec")
+    served.args = ["/bin/sh", "-c", "trap '' USR1 URG; exec \"$@\"", "sh", *served.args]
+    served.start()
+    first = signal_state(served.leader)
+    usr1 = 1 << (signal.SIGUSR1 - 1)
+    assert int(first["SigIgn"], 16) & usr1
+    for _ in range(3):
+        served.restart()
+        assert signal_state(served.leader) == first
+    served.stop()

@@ -25,7 +25,8 @@ ffi.cdef("""
                               const struct sockaddr *b, socklen_t blen);
     const char *huptime_env_get(char *const *envp, const char *name);
     void huptime_put_pid(char *slot, long pid);
-    struct handoff { const int *fds; int nfds; int ready_fd; int generation; int pending; };
+    struct handoff { const int *fds; int nfds; int ready_fd; int generation; int pending;
+                     const int *ignored; int nignored; };
     char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot);
     void free(void *);
 """)
@@ -127,10 +128,11 @@ def test_env_get_and_put_pid():
 
 def test_build_env_replaces_stale_handoff():
     base, _keep = strv(["PATH=/bin", "HUPTIME_FDS=9", "HUPTIME_PID=1", "HUPTIME_PENDING=1",
-                        "HUPTIME_MODE=fork", "HUPTIME_GENERATION=4"])
+                        "HUPTIME_MODE=fork", "HUPTIME_GENERATION=4",
+                        "HUPTIME_IGNORED_SIGNALS=1"])
     fds = ffi.new("int[]", [5, 6])
     h = ffi.new("struct handoff *", {"fds": fds, "nfds": 2, "ready_fd": 8, "generation": 5,
-                                     "pending": 0})
+                                     "pending": 0, "ignored": ffi.NULL, "nignored": -1})
     slot = ffi.new("char **")
     env = lib.huptime_build_env(base, h, slot)
     assert env != ffi.NULL
@@ -144,6 +146,29 @@ def test_build_env_replaces_stale_handoff():
     assert sorted(entries) == sorted(["PATH=/bin", "HUPTIME_MODE=fork", "HUPTIME_FDS=5,6",
                                       "HUPTIME_GENERATION=5", "HUPTIME_READY_FD=8",
                                       "HUPTIME_PID=1234"])
+
+
+def test_build_env_for_exec_lists_ignored_signals():
+    base, _keep = strv(["HUPTIME_MODE=exec", "HUPTIME_IGNORED_SIGNALS=2"])
+    fds = ffi.new("int[]", [3])
+    for sigs, text in (([], ""), ([1, 13, 64], "1,13,64")):
+        ignored = ffi.new("int[]", sigs or [0])
+        h = ffi.new("struct handoff *", {"fds": fds, "nfds": 1, "ready_fd": -1,
+                                         "generation": 2, "pending": 1,
+                                         "ignored": ignored, "nignored": len(sigs)})
+        slot = ffi.new("char **")
+        env = lib.huptime_build_env(base, h, slot)
+        assert env != ffi.NULL
+        lib.huptime_put_pid(slot[0], 9)
+        entries = []
+        i = 0
+        while env[i] != ffi.NULL:
+            entries.append(ffi.string(env[i]).decode())
+            i += 1
+        libc.free(env)
+        assert sorted(entries) == sorted(["HUPTIME_MODE=exec", "HUPTIME_FDS=3",
+                                          "HUPTIME_GENERATION=2", "HUPTIME_PENDING=1",
+                                          f"HUPTIME_IGNORED_SIGNALS={text}", "HUPTIME_PID=9"])
 
 
 def test_shim_needs_no_python_and_binds_now():

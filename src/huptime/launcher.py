@@ -15,7 +15,13 @@ from pathlib import Path
 SHIM_NAME = "libhuptime.so"
 
 # Handoff state a stale environment may carry; the shim must never see it at start.
-HANDOFF_VARS = ("HUPTIME_FDS", "HUPTIME_READY_FD", "HUPTIME_GENERATION", "HUPTIME_PENDING")
+HANDOFF_VARS = (
+    "HUPTIME_FDS",
+    "HUPTIME_READY_FD",
+    "HUPTIME_GENERATION",
+    "HUPTIME_PENDING",
+    "HUPTIME_IGNORED_SIGNALS",
+)
 
 
 class LaunchError(Exception):
