@@ -1,6 +1,7 @@
 /* generation.c - the shared page, the stop broadcast, and futex waits on them. */
 #define _GNU_SOURCE
 #include "generation.h"
+#include "clock.h"
 #include "log.h"
 #include "registry.h"
 
@@ -85,22 +86,14 @@ void gen_wait_ready(void)
         futex(&gen->ready, FUTEX_WAIT, 0, NULL);
 }
 
-static long ms_since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 int gen_wait_drained(long timeout_ms)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long deadline = now_ms() + timeout_ms;
     for (;;) {
         int n = __atomic_load_n(&gen->conns, __ATOMIC_SEQ_CST);
         if (n <= 0)
             return 0;
-        long left = timeout_ms - ms_since(&t0);
+        long left = deadline - now_ms();
         if (left <= 0)
             return -1;
         struct timespec ts = { left / 1000, (left % 1000) * 1000000 };

@@ -1,6 +1,7 @@
 /* restart.c - one loop that turns restart signals into handovers. */
 #define _GNU_SOURCE
 #include "restart.h"
+#include "clock.h"
 #include "config.h"
 #include "gate.h"
 #include "inherit.h"
@@ -32,13 +33,6 @@ static volatile unsigned signals_seen;
 static int sig_rd = -1, sig_wr = -1;
 static int manager_running;
 static struct sigaction program_action;   /* what the program believes is installed */
-
-static long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
-}
 
 static void on_restart_signal(int sig)
 {

@@ -1,6 +1,7 @@
 /* spawn.c - vfork+execve of a new generation, exec of this process, ending children. */
 #define _GNU_SOURCE
 #include "spawn.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "real.h"
@@ -218,13 +219,6 @@ static int list_children(pid_t *out, int max)
     }
     closedir(tasks);
     return n;
-}
-
-static long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
 }
 
 int spawn_end_children(pid_t except, long grace_ms)
