@@ -30,8 +30,8 @@ bench: install
 ## shim: just the shared library, into build/ (for hacking on csrc/)
 shim:
 	mkdir -p build
-	cc -std=gnu11 -O2 -g -Wall -Wextra -fPIC -fvisibility=hidden -o build/libhuptime.so \
-	   csrc/*.c -shared -Wl,-z,defs -Wl,-z,now -ldl -pthread
+	cc -std=gnu11 -O2 -flto -g -Wall -Wextra -fPIC -fvisibility=hidden -o build/libhuptime.so \
+	   csrc/*.c -shared -flto=auto -Wl,-z,defs -Wl,-z,now -ldl -pthread
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/huptime/libhuptime.so .pytest_cache

@@ -14,8 +14,8 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 SOURCES = sorted(str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*.c"))
-CFLAGS = ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-fPIC", "-fvisibility=hidden"]
-LDFLAGS = ["-shared", "-Wl,-z,defs", "-Wl,-z,now", "-Wl,--as-needed", "-ldl", "-pthread"]
+CFLAGS = ["-std=gnu11", "-O2", "-flto", "-g", "-Wall", "-Wextra", "-fPIC", "-fvisibility=hidden"]
+LDFLAGS = ["-shared", "-flto=auto", "-Wl,-z,defs", "-Wl,-z,now", "-Wl,--as-needed", "-ldl", "-pthread"]
 
 
 class BuildShim(build_ext):

@@ -1,6 +1,7 @@
 /* gate.c - readiness, the stop broadcast's receiving end, and blocking-accept emulation. */
 #define _GNU_SOURCE
 #include "gate.h"
+#include "clock.h"
 #include "config.h"
 #include "generation.h"
 #include "inherit.h"
@@ -11,9 +12,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -21,13 +24,6 @@
 #define WAKE_MAGIC 0x21656d6974707568ULL
 
 static int stopped;   /* this process has dropped its listeners */
-
-static long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
-}
 
 void gate_listening(int fd)
 {
@@ -55,9 +51,13 @@ void gate_listening(int fd)
 
 void gate_note_wait(void)
 {
+    static int noted; /* this process has seen the generation ready and closed the unclaimed */
+    if (__atomic_load_n(&noted, __ATOMIC_RELAXED))
+        return;
     if (!__atomic_load_n(&gen->ready, __ATOMIC_RELAXED) && gen_mark_ready())
         LOG_DEBUG("generation %d waits for clients", gen->number);
     inherit_close_unclaimed();
+    __atomic_store_n(&noted, 1, __ATOMIC_RELAXED);
 }
 
 /* A socket that is listening but can never be reached: an autobound abstract
@@ -119,7 +119,18 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     if (reg_kind(fd) == FD_STOPPED)
         return refuse_accept(fd);
     gate_note_wait();
+    /* A program that asked for a blocking accept() waits first, for a client or
+     * for the stop pipe (the listener is non-blocking underneath): when a client
+     * is already queued poll() returns at once, and when none is, this saves the
+     * accept that would fail. */
+    int blocking = !reg_program_nonblock(fd);
     for (;;) {
+        if (blocking) {
+            struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
+            unsigned seen = restart_signals_seen();
+            if (REAL(poll)(p, 2, -1) < 0 && errno == EINTR && restart_signals_seen() == seen)
+                return -1; /* a signal of the program's: report it like accept() would */
+        }
         /* Count the connection before looking at the state, so the leader
          * never sees zero connections while one is being accepted. */
         gen_conn_add(1);
@@ -127,7 +138,10 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
             gen_conn_add(-1);
             return refuse_accept(fd);
         }
-        int c = REAL(accept4)(fd, addr, len, flags);
+        /* This never sleeps, so the raw system call with a cancellation check
+         * behaves like accept4() without libc's cancellation bookkeeping. */
+        pthread_testcancel();
+        int c = (int)syscall(SYS_accept4, fd, addr, len, flags);
         if (c >= 0) {
             if (c < REG_MAX_FD)
                 reg_set_kind(c, FD_CONN);
@@ -137,15 +151,11 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
         }
         int e = errno;
         gen_conn_add(-1);
-        if ((e != EAGAIN && e != EWOULDBLOCK) || reg_program_nonblock(fd)) {
+        if ((e != EAGAIN && e != EWOULDBLOCK) || !blocking) {
             errno = e;
             return -1;
         }
-        /* Emulate a blocking accept: wait for a client or for the stop pipe. */
-        struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
-        unsigned seen = restart_signals_seen();
-        if (REAL(poll)(p, 2, -1) < 0 && errno == EINTR && restart_signals_seen() == seen)
-            return -1; /* a signal of the program's: report it like accept() would */
+        /* Another process or thread took the client: wait again. */
     }
 }
 

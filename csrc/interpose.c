@@ -71,8 +71,13 @@ HUPTIME_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
 
 HUPTIME_API int close(int fd)
 {
-    if (!ACTIVE || reg_kind(fd) == FD_NONE || shim_in_vfork_child())
+    int k;
+    if (!ACTIVE || (k = reg_kind(fd)) == FD_NONE || shim_in_vfork_child())
         return REAL(close)(fd);
+    if (k == FD_CONN) { /* the hot path: forget it before the number can be reused */
+        reg_conn_closing(fd);
+        return REAL(close)(fd);
+    }
     if (reg_closing(fd))
         return 0; /* the shim's own, or an inherited listener not claimed yet */
     return REAL(close)(fd);

@@ -150,8 +150,7 @@ static void forget(int fd)
 {
     switch (reg_kind(fd)) {
     case FD_CONN:
-        reg_set_kind(fd, FD_NONE);
-        gen_conn_add(-1);
+        reg_conn_closing(fd);
         break;
     case FD_EPOLL:
         reg_lock();
@@ -175,6 +174,13 @@ static void forget(int fd)
     default:
         break;
     }
+}
+
+void reg_conn_closing(int fd)
+{
+    /* Exchange, so two threads closing the same descriptor count it down once. */
+    if (tracked(fd) && __atomic_exchange_n(&kinds[fd], (uint8_t)FD_NONE, __ATOMIC_RELAXED) == FD_CONN)
+        gen_conn_add(-1);
 }
 
 int reg_closing(int fd)

@@ -42,6 +42,8 @@ void reg_epoll_removed(int epfd, int fd);
  * caller holds reg_lock(). */
 void reg_epoll_drop_all(int wake_fd);
 
+/* The program is closing fd, a connection: forget it and count it down. */
+void reg_conn_closing(int fd);
 /* The program closed fd (already closed for real unless it is protected).
  * Returns 1 if the descriptor is protected and must not be closed. */
 int reg_closing(int fd);
