@@ -32,16 +32,10 @@ def nginx_if_needed(request):
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
 @pytest.mark.parametrize("name", NAMES)
-def test_restarts_under_load_lose_nothing(request, xprocess, name, mode, port, tmp_path, build_dir,
+def test_restarts_under_load_lose_nothing(xprocess, name, mode, port, tmp_path, build_dir,
                                           nginx_if_needed):
-    # Known bug (issue 2 note): nginx in exec mode sometimes keeps one connection
-    # counted after it closed, so the drain would wait the full default 300 s.
-    options = ["--drain-timeout", "5"] if (name, mode) == ("nginx", "exec") else []
-    if (name, mode) == ("nginx", "exec"):
-        request.applymarker(pytest.mark.xfail(reason="intermittent: exec restart stalls "
-                                              "(open issue 2)", strict=False))
     server, served = start(xprocess, name, port, tmp_path, build_dir, nginx_if_needed,
-                           mode == "exec", options)
+                           mode == "exec")
     leaders = {served.leader}
     with LoadRunner(port, path=server.path, clients=CLIENTS, duration=240.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
