@@ -9,7 +9,6 @@ every one of them by PID and reaps them.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import re
@@ -28,8 +27,9 @@ if str(TESTS) not in sys.path:
 from support.build import build_cserver, free_port  # noqa: E402,F401
 from support.load import LoadResult, LoadRunner, run_load  # noqa: E402,F401
 from servers_under_test import NAMES, make_server  # noqa: E402,F401
+from support.tree import (  # noqa: E402,F401
+    become_subreaper, descendants, end_descendants, is_alive, stat_fields)
 
-PR_SET_CHILD_SUBREAPER = 36
 HUPTIME = [sys.executable, "-m", "huptime"]
 POLL = 0.001  # seconds between looks at a log file
 DEATH_GRACE = 1.0  # seconds a process must stay gone before a wait gives up on it
@@ -60,54 +60,11 @@ def shim_path() -> Path:
 
 # ---------------------------------------------------------------- processes
 
-def become_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2:].split()
-
-
-def descendants(root: int | None = None) -> list[int]:
-    """PIDs below root (default: this process), live or zombie."""
-    root = os.getpid() if root is None else root
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields:
-                parents[int(entry)] = int(fields[1])
-    found, frontier = [], [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent:
-                found.append(pid)
-                frontier.append(pid)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def live_descendants() -> list[int]:
-    return [pid for pid in descendants() if _alive(pid)]
-
-
 def cpu_seconds(root: int) -> float:
     """User+system CPU time of root and its live descendants (their threads included)."""
     ticks = 0
     for pid in [root, *descendants(root)]:
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields and len(fields) > 12:
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
@@ -122,45 +79,12 @@ def reap_zombies(keep: tuple[int, ...] = ()) -> None:
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in keep:
             continue
-        fields = _stat_fields(int(entry))
+        fields = stat_fields(int(entry))
         if fields and fields[0] == "Z" and int(fields[1]) == me:
             try:
                 os.waitpid(int(entry), os.WNOHANG)
             except ChildProcessError:
                 pass
-
-
-def reap_all() -> None:
-    """Reap every exited child, without blocking."""
-    for _ in range(10_000):
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def kill_tree(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def end_descendants(timeout: float = 10.0) -> None:
-    """SIGKILL every process this benchmark started (its descendants), by PID; reap them."""
-    deadline = time.monotonic() + timeout
-    for _ in range(20):
-        pids = live_descendants()
-        if pids:
-            kill_tree(pids)
-        reap_all()
-        if not descendants() or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    reap_all()
 
 
 def install_exit_handlers() -> None:
@@ -292,7 +216,7 @@ class Served:
     def alive(self) -> bool:
         if self.popen is not None and self.leader == self.popen.pid:
             return self.popen.poll() is None  # our child: poll() keeps its exit status
-        return _alive(self.leader)
+        return is_alive(self.leader)
 
     def status(self) -> str:
         """How the first process ended, if it did (exec mode: the leader itself)."""

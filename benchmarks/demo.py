@@ -68,11 +68,8 @@ def main() -> int:
 
     rows = [["restarts done", f"{restarts}/{RESTARTS}"],
             ["requests ok", str(result.ok)]]
-    for kind, label in (("refused", "refused"), ("reset", "reset"), ("empty", "empty"),
-                        ("short", "short"), ("timeout", "timeout"), ("http_5xx", "5xx")):
-        rows.append([f"failed: {label}", str(getattr(result, kind))])
-    other = result.http_other + result.other_error
-    rows.append(["failed: other", str(other)])
+    for kind in b.FAILURE_CLASSES:
+        rows.append([f"failed: {kind}", str(getattr(result, kind))])
     rows.append(["failed total", str(result.failed)])
     if switches:
         rows.append(["switch time median", f"{1000 * b.median(switches):.1f} ms"])

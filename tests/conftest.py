@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import become_subreaper, end_descendants  # noqa: E402
+from support.tree import become_subreaper, end_descendants  # noqa: E402
 from support.build import free_port  # noqa: E402
 
 # The tests start servers through `python -m huptime`; a stale handoff in the

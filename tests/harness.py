@@ -13,7 +13,6 @@ its descendants, and cleanup ends exactly those, by PID.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import signal
@@ -23,85 +22,9 @@ from pathlib import Path
 
 from xprocess import ProcessStarter
 
-PR_SET_CHILD_SUBREAPER = 36
+from support.tree import live_descendants
+
 HUPTIME = [sys.executable, "-m", "huptime"]
-
-
-def become_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def _parents() -> dict[int, int]:
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        table[int(entry)] = int(fields[1])
-    return table
-
-
-def descendants(root: int | None = None) -> list[int]:
-    """PIDs below root (default: this test process), live or zombie."""
-    root = os.getpid() if root is None else root
-    parents = _parents()
-    found, frontier = [], [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent:
-                found.append(pid)
-                frontier.append(pid)
-    return found
-
-
-def reap(timeout: float = 10.0) -> None:
-    """Reap children of this process that have exited, until none is left or timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            if not descendants():
-                return
-            time.sleep(0.02)
-
-
-def end_descendants(timeout: float = 10.0) -> None:
-    """SIGKILL every process this test started (our descendants), and reap them."""
-    for _ in range(5):
-        pids = [p for p in descendants() if not _is_zombie(p)]
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        reap(timeout)
-    reap(timeout)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2:].split()[0] in ("Z", "X")
-
-
-def live_descendants() -> list[int]:
-    return [p for p in descendants() if not _is_zombie(p)]
 
 
 class Served:

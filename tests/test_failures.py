@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from harness import Served, live_descendants
+from harness import Served
+from support.tree import live_descendants
 from servers_under_test import make_server
 from support.load import LoadRunner
 
