@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -113,6 +114,33 @@ static void restore_signals(const char *list)
     }
 }
 
+/* HUPTIME_UNLINK: absolute paths, one per line. NULL-terminated copies, or
+ * NULL (logged) if malformed. */
+static char **parse_unlink(const char *s)
+{
+    char **out = calloc(MAX_UNLINK + 1, sizeof(char *));
+    int n = 0;
+    if (!out)
+        return NULL;
+    while (*s) {
+        const char *end = strchr(s, '\n');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        if (len > 0) {
+            if (n == MAX_UNLINK || s[0] != '/' || len >= PATH_MAX ||
+                !(out[n++] = strndup(s, len))) {
+                log_info("ignoring settings: HUPTIME_UNLINK needs at most %d absolute paths",
+                         MAX_UNLINK);
+                for (int i = 0; i < n; i++)
+                    free(out[i]);
+                free(out);
+                return NULL;
+            }
+        }
+        s += len + (end != NULL);
+    }
+    return out;
+}
+
 int config_load(int argc, char **argv, char **envp)
 {
     (void)argc;
@@ -149,6 +177,10 @@ int config_load(int argc, char **argv, char **envp)
     }
     if (setting_ms(envp, "HUPTIME_READY_TIMEOUT_MS", 60000, &cfg.ready_timeout_ms) < 0 ||
         setting_ms(envp, "HUPTIME_DRAIN_TIMEOUT_MS", 300000, &cfg.drain_timeout_ms) < 0)
+        return 0;
+
+    s = huptime_env_get(envp, "HUPTIME_UNLINK");
+    if (s && !(cfg.unlink = parse_unlink(s)))
         return 0;
 
     cfg.argv = copy_strv(argv);

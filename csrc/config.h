@@ -26,9 +26,12 @@ struct config {
     char **argv;              /* copies, NULL-terminated */
     char **envp;
     char *cwd;
+    char **unlink;            /* --unlink: absolute paths removed when a restart begins */
     sigset_t start_mask;      /* signal mask at start */
     sigset_t start_ignored;   /* signals ignored at start */
 };
+
+#define MAX_UNLINK 16
 
 extern struct config cfg;
 

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -159,6 +160,37 @@ static void retire(pid_t successor)
     _exit(0);
 }
 
+/* --unlink: when a restart begins each file is moved aside (FILE.huptime-PID), so
+ * a program that refuses to start while its pid file exists starts; a fork-mode
+ * rollback moves them back over whatever the failed generation wrote, and a
+ * handover removes them. Exec mode has no rollback: the files are removed. */
+enum unlink_step { UNLINK_BEGIN, UNLINK_ROLLBACK, UNLINK_COMMIT };
+
+static void unlink_files(enum unlink_step step)
+{
+    for (char **f = cfg.unlink; f && *f; f++) {
+        char aside[PATH_MAX + 32];
+        snprintf(aside, sizeof aside, "%s.huptime-%d", *f, (int)getpid());
+        int r = 0;
+        const char *what = "";
+        if (step == UNLINK_BEGIN && cfg.mode == MODE_EXEC) {
+            r = unlink(*f);
+            what = "remove";
+        } else if (step == UNLINK_BEGIN) {
+            r = rename(*f, aside);
+            what = "move aside";
+        } else if (step == UNLINK_ROLLBACK) {
+            r = rename(aside, *f);
+            what = "put back";
+        } else {
+            r = unlink(aside);
+            what = "remove";
+        }
+        if (r < 0 && errno != ENOENT)
+            log_info("--unlink: cannot %s %s: %s", what, *f, strerror(errno));
+    }
+}
+
 enum outcome { READY, FAILED };
 
 /* Wait for the new generation's readiness byte, its exit, or the timeout. */
@@ -213,6 +245,7 @@ static void restart_fork(void)
     }
     reg_adopt(&ready[0], FD_INTERNAL);
     reg_adopt(&ready[1], FD_INTERNAL);
+    unlink_files(UNLINK_BEGIN);
     int next = gen->number + 1;
     struct handoff h = { fds, n, ready[1], next, 0, NULL, -1 };
     struct spawn_plan plan;
@@ -227,6 +260,7 @@ static void restart_fork(void)
     reg_release(&ready[1]);
     if (pid < 0) {
         reg_release(&ready[0]);
+        unlink_files(UNLINK_ROLLBACK);
         return;
     }
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -242,10 +276,12 @@ static void restart_fork(void)
         siginfo_t si;
         waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
         reg_release(&pidfd);
+        unlink_files(UNLINK_ROLLBACK);
         log_info("restart failed: generation %d (pid %d) %s; generation %d keeps serving",
                  next, (int)pid, why, gen->number);
         return;
     }
+    unlink_files(UNLINK_COMMIT);
     log_info("generation %d (pid %d) ready in %ld ms; generation %d stops accepting",
              next, (int)pid, now_ms() - t0, gen->number);
     if (take_signals() > 0) {
@@ -280,6 +316,7 @@ static void restart_exec(void)
         }
         reg_set_kind(kept[i], FD_INTERNAL);
     }
+    unlink_files(UNLINK_BEGIN);
     long t0 = now_ms();
     int open = gen->conns;
     log_info("restart (exec): generation %d stops accepting and drains %d connection%s",

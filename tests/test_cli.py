@@ -19,7 +19,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_help_teaches():
     done = run("--help")
     assert done.returncode == 0
-    for text in ("--exec", "--signal", "--ready-timeout", "--drain-timeout", "--debug",
+    for text in ("--exec", "--signal", "--ready-timeout", "--drain-timeout", "--unlink", "--debug",
                  "kill -HUP", "Examples:"):
         assert text in done.stdout
 
@@ -38,6 +38,9 @@ def test_version():
     (("--drain-timeout", "-5", "true"), 2, "above 0"),
     (("--ready-timeout", "soon", "true"), 2, "not a valid float"),
     (("--exec", "--fork", "true"), 2, "exclude each other"),
+    (("--unlink", "", "true"), 2, "not a usable file name"),
+    (("--unlink", "a\nb", "true"), 2, "not a usable file name"),
+    (tuple(x for i in range(17) for x in ("--unlink", f"f{i}")) + ("true",), 2, "at most 16"),
     (("no-such-command-here",), 127, "command not found"),
     (("{plain_file}",), 126, "permission denied"),
     (("/tmp",), 126, "permission denied"),
@@ -71,3 +74,13 @@ def test_stale_handoff_in_the_callers_environment_is_dropped():
     done = run("sh", "-c", 'echo "[$HUPTIME_FDS][$HUPTIME_READY_FD][$HUPTIME_PENDING]"',
                env={"HUPTIME_FDS": "3", "HUPTIME_READY_FD": "4", "HUPTIME_PENDING": "1"})
     assert done.stdout == "[][][]\n"
+
+
+def test_unlink_paths_are_absolute_one_per_line(tmp_path):
+    """--unlink FILE and --unlink=FILE, repeatable; relative to where huptime started."""
+    done = subprocess.run([*HUPTIME, "--unlink", "run/app.pid", f"--unlink={tmp_path}/b.sock",
+                           "sh", "-c", 'printf "%s" "$HUPTIME_UNLINK"'],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n") == [f"{tmp_path}/run/app.pid", f"{tmp_path}/b.sock"]
+    assert "HUPTIME_UNLINK" not in run("sh", "-c", "env", env={"HUPTIME_UNLINK": "/x"}).stdout

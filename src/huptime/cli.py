@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal as signals
 import sys
 
@@ -16,6 +17,7 @@ Examples:
   kill -HUP <pid>                  # restart: new generation, no lost client
   huptime --exec nginx -g 'daemon off;'
   huptime --signal USR2 --ready-timeout 10 ./server --port 8080
+  huptime --unlink /run/app.pid ./app --pidfile /run/app.pid
 
 \b
 Fork mode (default): the restart starts a new process; the old one keeps
@@ -40,6 +42,21 @@ def parse_signal(_ctx: click.Context, _param: click.Parameter, value: str) -> in
     return number
 
 
+MAX_UNLINK = 16  # the shim's limit (csrc/config.h)
+
+
+def absolute_paths(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """--unlink FILE...: made absolute now, since the program may change directory."""
+    if len(values) > MAX_UNLINK:
+        raise click.BadParameter(f"at most {MAX_UNLINK} files, got {len(values)}")
+    paths = []
+    for value in values:
+        if not value or "\n" in value or "\0" in value:
+            raise click.BadParameter(f"not a usable file name: {value!r}")
+        paths.append(os.path.abspath(value))
+    return tuple(paths)
+
+
 def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) -> float:
     if not value > 0 or value > 365 * 86400:
         raise click.BadParameter(f"must be a number of seconds above 0, got {value}")
@@ -58,11 +75,15 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
               callback=positive_seconds, help="Fork mode: roll back if the new generation is not accepting by then.")
 @click.option("--drain-timeout", type=float, default=300.0, show_default=True, metavar="SECONDS",
               callback=positive_seconds, help="Longest wait for open connections to finish before SIGTERM (SIGKILL 5 s later).")
+@click.option("--unlink", "unlink", multiple=True, metavar="FILE", callback=absolute_paths,
+              help="Remove FILE when a restart begins, e.g. a pid file the program refuses to "
+                   "start over (fork mode puts it back if the new generation fails). Repeatable.")
 @click.option("--debug", is_flag=True, help="PID-tagged debug lines from the shim on stderr.")
 @click.version_option(__version__, "--version", prog_name="huptime")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
 def huptime(exec_mode: bool, fork_mode: bool, signal_number: int, ready_timeout: float,
-            drain_timeout: float, debug: bool, command: tuple[str, ...]) -> None:
+            drain_timeout: float, unlink: tuple[str, ...], debug: bool,
+            command: tuple[str, ...]) -> None:
     """Run COMMAND so that it can be restarted without losing a connection.
 
     Send the restart signal (SIGHUP unless --signal) to the server's PID, or to
@@ -77,6 +98,7 @@ def huptime(exec_mode: bool, fork_mode: bool, signal_number: int, ready_timeout:
         ready_timeout=ready_timeout,
         drain_timeout=drain_timeout,
         debug=debug,
+        unlink=unlink,
     )
     launch(list(command), settings)
 

@@ -41,6 +41,7 @@ class Settings:
     ready_timeout: float = 60.0   # seconds
     drain_timeout: float = 300.0  # seconds
     debug: bool = False
+    unlink: tuple[str, ...] = ()  # absolute paths removed when a restart begins
 
 
 def shim_path() -> Path:
@@ -86,6 +87,10 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
         env["HUPTIME_DEBUG"] = "1"
     else:
         env.pop("HUPTIME_DEBUG", None)
+    if settings.unlink:
+        env["HUPTIME_UNLINK"] = "\n".join(settings.unlink)
+    else:
+        env.pop("HUPTIME_UNLINK", None)
     return env
 
 

@@ -40,6 +40,20 @@ def obey_behaviour_file() -> None:
             time.sleep(3600)
 
 
+def claim_pid_file() -> None:
+    """Like many daemons: refuse to start (status 1) while $HT_PIDFILE exists, else write it."""
+    path = os.environ.get("HT_PIDFILE")
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        print(f"pid file {path} exists: is another copy running?", flush=True)
+        sys.exit(1)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+
+
 def announce(port: int) -> None:
     """Tell the test the server is listening; call after listen()."""
     print(f"listening on {port}", flush=True)

@@ -34,6 +34,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main() -> None:
     port = common.port_from_argv()
+    common.claim_pid_file()
     common.obey_behaviour_file()
     server = Server(("127.0.0.1", port), Handler)
     common.announce(server.server_address[1])

@@ -1,0 +1,73 @@
+"""Options that change what a restart does around the program: --unlink.
+
+The server under test is the threaded Python server with $HT_PIDFILE set: like many
+daemons it refuses to start (status 1) while its pid file exists, and writes it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import Served
+from servers_under_test import make_server
+from support.load import LoadRunner
+
+RESTARTS = 5
+
+
+def pidfile_server(xprocess, port, tmp_path, build_dir, *, exec_mode=False, options=()):
+    pidfile = tmp_path / "server.pid"
+    behaviour = tmp_path / "behaviour"
+    server = make_server("threaded", port, tmp_path, build_dir)
+    served = Served(xprocess, "pidfile", server.command, exec_mode=exec_mode,
+                    options=["--ready-timeout", "5", *options],
+                    env={"HT_PIDFILE": str(pidfile), "HT_BEHAVIOUR_FILE": str(behaviour)})
+    return served.start(), pidfile, behaviour
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_unlink_lets_a_pid_file_server_restart(xprocess, port, tmp_path, build_dir, mode):
+    pidfile = tmp_path / "server.pid"
+    served, pidfile, _ = pidfile_server(xprocess, port, tmp_path, build_dir,
+                                        exec_mode=mode == "exec",
+                                        options=["--unlink", str(pidfile)])
+    assert pidfile.read_text() == f"{served.leader}\n"
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        for _ in range(RESTARTS):
+            before = load.snapshot().ok
+            served.restart()
+            load.wait_until(lambda r, b=before: r.saw(f"gen={served.generation}") and r.ok >= b + 20)
+    assert load.result.failed == 0, load.result.summary()
+    assert pidfile.read_text() == f"{served.leader}\n", "the pid file names the serving process"
+    assert sorted(p.name for p in tmp_path.glob("server.pid*")) == ["server.pid"], \
+        "nothing moved aside is left behind"
+    served.stop()
+
+
+def test_without_unlink_the_pid_file_blocks_the_restart(xprocess, port, tmp_path, build_dir):
+    """Negative control: the same server, no --unlink: every restart is rolled back."""
+    served, pidfile, _ = pidfile_server(xprocess, port, tmp_path, build_dir)
+    assert "exited with status 1 before it was ready" in served.expect_rollback()
+    assert pidfile.read_text() == f"{served.leader}\n"
+    served.stop()
+
+
+def test_unlink_puts_the_file_back_when_the_new_version_fails(xprocess, port, tmp_path, build_dir):
+    """The new version writes its pid file and then crashes: the old one keeps serving
+    and its pid file is restored, not left naming a dead process."""
+    pidfile = tmp_path / "server.pid"
+    served, pidfile, behaviour = pidfile_server(xprocess, port, tmp_path, build_dir,
+                                                options=[f"--unlink={pidfile}"])
+    behaviour.write_text("crash")
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        assert "exited with status 3 before it was ready" in served.expect_rollback()
+        before = load.snapshot().ok
+        load.wait_until(lambda r: r.ok >= before + 50)
+    assert load.result.failed == 0, load.result.summary()
+    assert pidfile.read_text() == f"{served.leader}\n"
+    behaviour.write_text("")
+    served.restart()
+    assert pidfile.read_text() == f"{served.leader}\n"
+    served.stop()
