@@ -179,6 +179,8 @@ int config_load(int argc, char **argv, char **envp)
         setting_ms(envp, "HUPTIME_DRAIN_TIMEOUT_MS", 300000, &cfg.drain_timeout_ms) < 0)
         return 0;
 
+    s = huptime_env_get(envp, "HUPTIME_WAIT");
+    cfg.wait_children = s && strcmp(s, "1") == 0;
     s = huptime_env_get(envp, "HUPTIME_UNLINK");
     if (s && !(cfg.unlink = parse_unlink(s)))
         return 0;

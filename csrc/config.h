@@ -18,6 +18,7 @@ struct config {
     int signo;                /* the restart signal */
     long ready_timeout_ms;
     long drain_timeout_ms;
+    int wait_children;        /* --wait: children may finish before the generation ends */
     int generation;           /* 1 for the launcher's start */
     int pending;              /* a restart was requested during the previous one */
     int ready_fd;             /* fork mode, new generation: readiness pipe, or -1 */

@@ -132,6 +132,24 @@ static void wait_signal(void)
         ;
 }
 
+/* --wait: give the program's own children until the drain deadline (t0 +
+ * --drain-timeout) to exit by themselves; what is left is ended afterwards. */
+static void wait_children(pid_t successor, long t0)
+{
+    if (!cfg.wait_children)
+        return;
+    long t1 = now_ms(), left = cfg.drain_timeout_ms - (t1 - t0);
+    int watched = 0;
+    int still = spawn_wait_children(successor, left > 0 ? left : 0, &watched);
+    if (still > 0)
+        log_info("--wait: %d of %d child process%s of generation %d still running at the "
+                 "drain timeout; ending them", still, watched, watched == 1 ? "" : "es",
+                 gen->number);
+    else if (watched > 0)
+        log_info("--wait: the %d child process%s of generation %d exited in %ld ms", watched,
+                 watched == 1 ? "" : "es", gen->number, now_ms() - t1);
+}
+
 /* This generation is done: stop accepting, drain, end the children, exit. */
 static void retire(pid_t successor)
 {
@@ -155,6 +173,7 @@ static void retire(pid_t successor)
     }
     /* No new children from here on: a master would respawn the workers we end. */
     __atomic_store_n(&gen->state, GEN_RETIRED, __ATOMIC_SEQ_CST);
+    wait_children(successor, t0);
     for (int round = 0; round < 5 && spawn_end_children(successor, 2000) > 0; round++)
         ;
     _exit(0);
@@ -327,6 +346,7 @@ static void restart_exec(void)
         log_info("drain timeout (%ld ms): closing %d connection%s", cfg.drain_timeout_ms,
                  gen->conns, gen->conns == 1 ? "" : "s");
     __atomic_store_n(&gen->state, GEN_RETIRED, __ATOMIC_SEQ_CST);
+    wait_children(0, t0);
     for (int round = 0; round < 5 && spawn_end_children(0, 2000) > 0; round++)
         ;
     /* The new image arrives with every signal ignored (see become_new_image)

@@ -221,6 +221,38 @@ static int list_children(pid_t *out, int max)
     return n;
 }
 
+int spawn_wait_children(pid_t except, long timeout_ms, int *watched)
+{
+    enum { MAX = 256 };
+    pid_t pids[MAX];
+    struct pollfd pfds[MAX];
+    int n = list_children(pids, MAX), m = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = pids[i] == except ? -1 : pidfd_open(pids[i]);
+        if (fd >= 0)
+            pfds[m++] = (struct pollfd){ fd, POLLIN, 0 };
+    }
+    *watched = m;
+    long deadline = now_ms() + timeout_ms;
+    int alive = m;
+    while (alive > 0) {
+        long left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        if (REAL(poll)(pfds, (nfds_t)m, (int)(left < 1000 ? left : 1000)) < 0 && errno != EINTR)
+            break;
+        alive = 0;
+        for (int i = 0; i < m; i++)
+            if (pfds[i].revents & POLLIN)
+                pfds[i].events = 0;   /* exited: stop watching it */
+            else
+                alive++;
+    }
+    for (int i = 0; i < m; i++)
+        REAL(close)(pfds[i].fd);
+    return alive;
+}
+
 int spawn_end_children(pid_t except, long grace_ms)
 {
     enum { MAX = 256 };

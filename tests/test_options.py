@@ -1,16 +1,23 @@
-"""Options that change what a restart does around the program: --unlink.
+"""Options that change what a restart does around the program: --unlink, --wait.
 
-The server under test is the threaded Python server with $HT_PIDFILE set: like many
-daemons it refuses to start (status 1) while its pid file exists, and writes it.
+The server under test is the threaded Python server. With $HT_PIDFILE set, like many
+daemons, it refuses to start (status 1) while its pid file exists, and writes it. With
+$HT_HELPER_SECONDS set it starts a helper program that appends "generation N helper
+done" to $HT_HELPER_MARKER after that many seconds.
 """
 
 from __future__ import annotations
+
+import os
+import signal
+import time
 
 import pytest
 
 from harness import Served
 from servers_under_test import make_server
 from support.load import LoadRunner
+from support.tree import is_alive
 
 RESTARTS = 5
 
@@ -71,3 +78,67 @@ def test_unlink_puts_the_file_back_when_the_new_version_fails(xprocess, port, tm
     served.restart()
     assert pidfile.read_text() == f"{served.leader}\n"
     served.stop()
+
+
+def helper_server(xprocess, port, tmp_path, build_dir, seconds, *, exec_mode=False, options=()):
+    marker = tmp_path / "helpers"
+    marker.touch()
+    server = make_server("threaded", port, tmp_path, build_dir)
+    served = Served(xprocess, "helper", server.command, exec_mode=exec_mode, options=list(options),
+                    env={"HT_HELPER_SECONDS": str(seconds), "HT_HELPER_MARKER": str(marker)})
+    served.start()
+    helper = int(served.wait_log(r"generation 1 helper pid (\d+)").group(1))
+    return served, marker, helper
+
+
+def stop_leader(served: Served) -> None:
+    """SIGTERM to the leader; its long helper outlives it and is left to the cleanup."""
+    os.kill(served.leader, signal.SIGTERM)
+    wait_gone(served.leader)
+
+
+def wait_gone(*pids: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(is_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running: {[p for p in pids if is_alive(p)]}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_wait_lets_the_programs_children_finish(xprocess, port, tmp_path, build_dir, mode):
+    served, marker, helper = helper_server(xprocess, port, tmp_path, build_dir, 1.5,
+                                           exec_mode=mode == "exec", options=["--wait"])
+    old = served.leader
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        served.restart()
+        before = load.snapshot().ok
+        load.wait_until(lambda r: r.ok >= before + 50)
+    assert load.result.failed == 0, load.result.summary()
+    if mode == "fork":
+        wait_gone(old)
+    served.wait_log(r"--wait: the 1 child process of generation 1 exited in \d+ ms")
+    assert "generation 1 helper done" in marker.read_text()
+    stop_leader(served)
+
+
+def test_without_wait_the_programs_children_are_ended(xprocess, port, tmp_path, build_dir):
+    """Negative control: the same helper, no --wait: it is ended with its generation."""
+    served, marker, helper = helper_server(xprocess, port, tmp_path, build_dir, 30)
+    old = served.leader
+    served.restart()
+    wait_gone(old, helper)
+    assert "generation 1 helper done" not in marker.read_text()
+    stop_leader(served)
+
+
+def test_wait_is_bounded_by_the_drain_timeout(xprocess, port, tmp_path, build_dir):
+    served, marker, helper = helper_server(xprocess, port, tmp_path, build_dir, 60,
+                                           options=["--wait", "--drain-timeout", "1"])
+    old = served.leader
+    served.restart()
+    served.wait_log(r"--wait: 1 of 1 child process of generation 1 still running at the "
+                    r"drain timeout; ending them")
+    wait_gone(old, helper)
+    assert "generation 1 helper done" not in marker.read_text()
+    stop_leader(served)

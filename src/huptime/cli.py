@@ -18,6 +18,7 @@ Examples:
   huptime --exec nginx -g 'daemon off;'
   huptime --signal USR2 --ready-timeout 10 ./server --port 8080
   huptime --unlink /run/app.pid ./app --pidfile /run/app.pid
+  huptime --wait --drain-timeout 600 ./job-server   # old jobs run to the end
 
 \b
 Fork mode (default): the restart starts a new process; the old one keeps
@@ -75,6 +76,9 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
               callback=positive_seconds, help="Fork mode: roll back if the new generation is not accepting by then.")
 @click.option("--drain-timeout", type=float, default=300.0, show_default=True, metavar="SECONDS",
               callback=positive_seconds, help="Longest wait for open connections to finish before SIGTERM (SIGKILL 5 s later).")
+@click.option("--wait", "wait", is_flag=True,
+              help="Before an old generation exits, let the program's own child processes "
+                   "finish (up to --drain-timeout) instead of ending them.")
 @click.option("--unlink", "unlink", multiple=True, metavar="FILE", callback=absolute_paths,
               help="Remove FILE when a restart begins, e.g. a pid file the program refuses to "
                    "start over (fork mode puts it back if the new generation fails). Repeatable.")
@@ -82,7 +86,7 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
 @click.version_option(__version__, "--version", prog_name="huptime")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
 def huptime(exec_mode: bool, fork_mode: bool, signal_number: int, ready_timeout: float,
-            drain_timeout: float, unlink: tuple[str, ...], debug: bool,
+            drain_timeout: float, wait: bool, unlink: tuple[str, ...], debug: bool,
             command: tuple[str, ...]) -> None:
     """Run COMMAND so that it can be restarted without losing a connection.
 
@@ -99,6 +103,7 @@ def huptime(exec_mode: bool, fork_mode: bool, signal_number: int, ready_timeout:
         drain_timeout=drain_timeout,
         debug=debug,
         unlink=unlink,
+        wait=wait,
     )
     launch(list(command), settings)
 

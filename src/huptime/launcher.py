@@ -42,6 +42,7 @@ class Settings:
     drain_timeout: float = 300.0  # seconds
     debug: bool = False
     unlink: tuple[str, ...] = ()  # absolute paths removed when a restart begins
+    wait: bool = False            # an old generation waits for its own children
 
 
 def shim_path() -> Path:
@@ -87,6 +88,10 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
         env["HUPTIME_DEBUG"] = "1"
     else:
         env.pop("HUPTIME_DEBUG", None)
+    if settings.wait:
+        env["HUPTIME_WAIT"] = "1"
+    else:
+        env.pop("HUPTIME_WAIT", None)
     if settings.unlink:
         env["HUPTIME_UNLINK"] = "\n".join(settings.unlink)
     else:

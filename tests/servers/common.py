@@ -7,6 +7,7 @@ as `python tests/servers/NAME.py PORT`).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 
@@ -52,6 +53,25 @@ def claim_pid_file() -> None:
         sys.exit(1)
     os.write(fd, f"{os.getpid()}\n".encode())
     os.close(fd)
+
+
+HELPER = """import sys, time
+time.sleep(float(sys.argv[2]))
+with open(sys.argv[1], "a") as f:
+    f.write(f"generation {sys.argv[3]} helper done\\n")
+"""
+
+
+def start_helper_child() -> None:
+    """If $HT_HELPER_SECONDS is set: start a child program that sleeps that long, then
+    appends "generation N helper done" to $HT_HELPER_MARKER. Never waited for."""
+    seconds = os.environ.get("HT_HELPER_SECONDS")
+    if not seconds:
+        return
+    generation = os.environ.get("HUPTIME_GENERATION", "0")
+    child = subprocess.Popen([sys.executable, "-c", HELPER, os.environ["HT_HELPER_MARKER"],
+                              seconds, generation])
+    print(f"generation {generation} helper pid {child.pid}", flush=True)
 
 
 def announce(port: int) -> None:

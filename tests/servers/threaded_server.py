@@ -36,6 +36,7 @@ def main() -> None:
     port = common.port_from_argv()
     common.claim_pid_file()
     common.obey_behaviour_file()
+    common.start_helper_child()
     server = Server(("127.0.0.1", port), Handler)
     common.announce(server.server_address[1])
     server.serve_forever()
