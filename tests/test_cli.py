@@ -19,8 +19,8 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_help_teaches():
     done = run("--help")
     assert done.returncode == 0
-    for text in ("--exec", "--signal", "--ready-timeout", "--drain-timeout", "--unlink", "--debug",
-                 "kill -HUP", "Examples:"):
+    for text in ("--exec", "--signal", "--ready-timeout", "--drain-timeout", "--unlink", "--wait",
+                 "--debug", "kill -HUP", "Examples:"):
         assert text in done.stdout
 
 
