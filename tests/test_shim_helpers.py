@@ -126,6 +126,21 @@ def test_env_get_and_put_pid():
         assert ffi.string(slot) == str(pid).encode()
 
 
+def built_env(base, h, pid: int) -> list[str]:
+    """huptime_build_env's entries, with HUPTIME_PID filled in; the block is freed."""
+    slot = ffi.new("char **")
+    env = lib.huptime_build_env(base, h, slot)
+    assert env != ffi.NULL
+    lib.huptime_put_pid(slot[0], pid)
+    entries = []
+    i = 0
+    while env[i] != ffi.NULL:
+        entries.append(ffi.string(env[i]).decode())
+        i += 1
+    libc.free(env)
+    return entries
+
+
 def test_build_env_replaces_stale_handoff():
     base, _keep = strv(["PATH=/bin", "HUPTIME_FDS=9", "HUPTIME_PID=1", "HUPTIME_PENDING=1",
                         "HUPTIME_MODE=fork", "HUPTIME_GENERATION=4",
@@ -133,16 +148,7 @@ def test_build_env_replaces_stale_handoff():
     fds = ffi.new("int[]", [5, 6])
     h = ffi.new("struct handoff *", {"fds": fds, "nfds": 2, "ready_fd": 8, "generation": 5,
                                      "pending": 0, "ignored": ffi.NULL, "nignored": -1})
-    slot = ffi.new("char **")
-    env = lib.huptime_build_env(base, h, slot)
-    assert env != ffi.NULL
-    lib.huptime_put_pid(slot[0], 1234)
-    entries = []
-    i = 0
-    while env[i] != ffi.NULL:
-        entries.append(ffi.string(env[i]).decode())
-        i += 1
-    libc.free(env)
+    entries = built_env(base, h, 1234)
     assert sorted(entries) == sorted(["PATH=/bin", "HUPTIME_MODE=fork", "HUPTIME_FDS=5,6",
                                       "HUPTIME_GENERATION=5", "HUPTIME_READY_FD=8",
                                       "HUPTIME_PID=1234"])
@@ -156,16 +162,7 @@ def test_build_env_for_exec_lists_ignored_signals():
         h = ffi.new("struct handoff *", {"fds": fds, "nfds": 1, "ready_fd": -1,
                                          "generation": 2, "pending": 1,
                                          "ignored": ignored, "nignored": len(sigs)})
-        slot = ffi.new("char **")
-        env = lib.huptime_build_env(base, h, slot)
-        assert env != ffi.NULL
-        lib.huptime_put_pid(slot[0], 9)
-        entries = []
-        i = 0
-        while env[i] != ffi.NULL:
-            entries.append(ffi.string(env[i]).decode())
-            i += 1
-        libc.free(env)
+        entries = built_env(base, h, 9)
         assert sorted(entries) == sorted(["HUPTIME_MODE=exec", "HUPTIME_FDS=3",
                                           "HUPTIME_GENERATION=2", "HUPTIME_PENDING=1",
                                           f"HUPTIME_IGNORED_SIGNALS={text}", "HUPTIME_PID=9"])
