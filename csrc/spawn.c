@@ -221,18 +221,37 @@ static int list_children(pid_t *out, int max)
     return n;
 }
 
-int spawn_wait_children(pid_t except, long timeout_ms, int *watched)
+enum { MAX_CHILDREN = 256 };
+
+/* pidfds of this process's children (all but `except`) in pfds, each sent sig
+ * first unless sig is 0; returns how many. */
+static int watch_children(pid_t except, int sig, struct pollfd *pfds)
 {
-    enum { MAX = 256 };
-    pid_t pids[MAX];
-    struct pollfd pfds[MAX];
-    int n = list_children(pids, MAX), m = 0;
+    pid_t pids[MAX_CHILDREN];
+    int n = list_children(pids, MAX_CHILDREN), m = 0;
     for (int i = 0; i < n; i++) {
-        int fd = pids[i] == except ? -1 : pidfd_open(pids[i]);
-        if (fd >= 0)
-            pfds[m++] = (struct pollfd){ fd, POLLIN, 0 };
+        if (pids[i] == except)
+            continue;
+        int fd = pidfd_open(pids[i]);
+        if (fd < 0)
+            continue;
+        if (!is_my_child(pids[i]) || (sig && pidfd_signal(fd, sig) < 0)) {
+            REAL(close)(fd);
+            continue;
+        }
+        pfds[m++] = (struct pollfd){ fd, POLLIN, 0 };
     }
-    *watched = m;
+    return m;
+}
+
+/* A watched child that exited has its pidfd stored as ~fd: poll() skips it. */
+static int exited(const struct pollfd *p) { return p->fd < 0; }
+static int pidfd_of(const struct pollfd *p) { return p->fd < 0 ? ~p->fd : p->fd; }
+
+/* Wait until every watched child has exited (its pidfd readable) or timeout_ms
+ * passed; returns how many still run. */
+static int await_children(struct pollfd *pfds, int m, long timeout_ms)
+{
     long deadline = now_ms() + timeout_ms;
     int alive = m;
     while (alive > 0) {
@@ -242,54 +261,38 @@ int spawn_wait_children(pid_t except, long timeout_ms, int *watched)
         if (REAL(poll)(pfds, (nfds_t)m, (int)(left < 1000 ? left : 1000)) < 0 && errno != EINTR)
             break;
         alive = 0;
-        for (int i = 0; i < m; i++)
-            if (pfds[i].revents & POLLIN)
-                pfds[i].events = 0;   /* exited: stop watching it */
-            else
-                alive++;
+        for (int i = 0; i < m; i++) {
+            if (!exited(&pfds[i]) && pfds[i].revents)
+                pfds[i].fd = ~pfds[i].fd;
+            alive += !exited(&pfds[i]);
+        }
     }
+    return alive;
+}
+
+int spawn_wait_children(pid_t except, long timeout_ms, int *watched)
+{
+    struct pollfd pfds[MAX_CHILDREN];
+    int m = watch_children(except, 0, pfds);
+    int alive = await_children(pfds, m, timeout_ms);
     for (int i = 0; i < m; i++)
-        REAL(close)(pfds[i].fd);
+        REAL(close)(pidfd_of(&pfds[i]));
+    *watched = m;
     return alive;
 }
 
 int spawn_end_children(pid_t except, long grace_ms)
 {
-    enum { MAX = 256 };
-    pid_t pids[MAX];
-    struct pollfd pfds[MAX];
-    int n = list_children(pids, MAX), m = 0;
-    for (int i = 0; i < n; i++) {
-        if (pids[i] == except)
-            continue;
-        int fd = pidfd_open(pids[i]);
-        if (fd < 0)
-            continue;
-        if (!is_my_child(pids[i]) || pidfd_signal(fd, SIGTERM) < 0) {
-            REAL(close)(fd);
-            continue;
-        }
-        pfds[m++] = (struct pollfd){ fd, POLLIN, 0 };
-    }
-    long deadline = now_ms() + grace_ms;
-    int alive = m;
-    while (alive > 0) {
-        long left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        if (REAL(poll)(pfds, (nfds_t)m, (int)left) < 0 && errno != EINTR)
-            break;
-        alive = 0;
-        for (int i = 0; i < m; i++)
-            if (pfds[i].fd >= 0 && !(pfds[i].revents & POLLIN))
-                alive++;
-    }
+    struct pollfd pfds[MAX_CHILDREN];
+    int m = watch_children(except, SIGTERM, pfds);
+    await_children(pfds, m, grace_ms);
     for (int i = 0; i < m; i++) {
         siginfo_t si;
-        if (!(pfds[i].revents & POLLIN))
-            pidfd_signal(pfds[i].fd, SIGKILL);
-        waitid((idtype_t)P_PIDFD, (id_t)pfds[i].fd, &si, WEXITED);
-        REAL(close)(pfds[i].fd);
+        int fd = pidfd_of(&pfds[i]);
+        if (!exited(&pfds[i]))
+            pidfd_signal(fd, SIGKILL);
+        waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED);
+        REAL(close)(fd);
     }
     return m;
 }
