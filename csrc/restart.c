@@ -11,10 +11,10 @@
 #include "registry.h"
 #include "shim.h"
 #include "spawn.h"
+#include "unlink.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -177,37 +177,6 @@ static void retire(pid_t successor)
     for (int round = 0; round < 5 && spawn_end_children(successor, 2000) > 0; round++)
         ;
     _exit(0);
-}
-
-/* --unlink: when a restart begins each file is moved aside (FILE.huptime-PID), so
- * a program that refuses to start while its pid file exists starts; a fork-mode
- * rollback moves them back over whatever the failed generation wrote, and a
- * handover removes them. Exec mode has no rollback: the files are removed. */
-enum unlink_step { UNLINK_BEGIN, UNLINK_ROLLBACK, UNLINK_COMMIT };
-
-static void unlink_files(enum unlink_step step)
-{
-    for (char **f = cfg.unlink; f && *f; f++) {
-        char aside[PATH_MAX + 32];
-        snprintf(aside, sizeof aside, "%s.huptime-%d", *f, (int)getpid());
-        int r = 0;
-        const char *what = "";
-        if (step == UNLINK_BEGIN && cfg.mode == MODE_EXEC) {
-            r = unlink(*f);
-            what = "remove";
-        } else if (step == UNLINK_BEGIN) {
-            r = rename(*f, aside);
-            what = "move aside";
-        } else if (step == UNLINK_ROLLBACK) {
-            r = rename(aside, *f);
-            what = "put back";
-        } else {
-            r = unlink(aside);
-            what = "remove";
-        }
-        if (r < 0 && errno != ENOENT)
-            log_info("--unlink: cannot %s %s: %s", what, *f, strerror(errno));
-    }
 }
 
 enum outcome { READY, FAILED };
