@@ -131,6 +131,11 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
             if (REAL(poll)(p, 2, -1) < 0 && errno == EINTR && restart_signals_seen() == seen)
                 return -1; /* a signal of the program's: report it like accept() would */
         }
+        /* accept() is a cancellation point: act on a pending cancel here, before
+         * counting, since a thread cancelled later would leave the count up. The
+         * accept below never sleeps, so it needs no cancellation of its own and
+         * skips libc's cancellation bookkeeping. */
+        pthread_testcancel();
         /* Count the connection before looking at the state, so the leader
          * never sees zero connections while one is being accepted. */
         gen_conn_add(1);
@@ -138,9 +143,6 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
             gen_conn_add(-1);
             return refuse_accept(fd);
         }
-        /* This never sleeps, so the raw system call with a cancellation check
-         * behaves like accept4() without libc's cancellation bookkeeping. */
-        pthread_testcancel();
         int c = (int)syscall(SYS_accept4, fd, addr, len, flags);
         if (c >= 0) {
             if (c < REG_MAX_FD)

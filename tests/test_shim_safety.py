@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import sys
 
 import pytest
@@ -77,3 +79,16 @@ def test_program_closing_all_descriptors_keeps_working(port, tmp_path):
         server.wait_for_line("generation 2 serving", timeout=20)
         result = run_load(port, clients=4, duration=0.5)
         assert result.failed == 0 and result.saw("gen=2"), result.summary()
+
+
+def test_thread_blocked_in_accept_can_be_cancelled(port, tmp_path):
+    """accept() stays a cancellation point under the shim's blocking emulation."""
+    source = os.path.join(os.path.dirname(__file__), "servers", "cancel_accept.c")
+    binary = tmp_path / "cancel_accept"
+    subprocess.run(["cc", "-O2", "-pthread", "-o", str(binary), source], check=True, timeout=60)
+    with under_shim([str(binary), str(port)], shim_env(**BASE)) as program:
+        program.wait_for_line("generation 1 serving", timeout=20)
+        assert program.wait_for_line("cancelled", timeout=20) == "cancelled"
+        program.wait_for_line(f"listening on {port}", timeout=20)
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        assert program.wait_for_line("accept", timeout=20) == "accepted"
