@@ -144,9 +144,21 @@ static int is_handoff_entry(const char *entry)
     return 0;
 }
 
+enum { ENTRY_TEXT = 64 + HANDOFF_MAX_FDS * 6 }; /* room for one added entry */
+
+/* Write "NAME=v1,v2,..." at *text and advance it; -1 if the list is malformed. */
+static int put_list(char **text, const char *name, const int *v, int n)
+{
+    char list[HANDOFF_MAX_FDS * 6 + 1];
+    if (huptime_format_fd_list(v, n, list, sizeof list) < 0)
+        return -1;
+    *text += snprintf(*text, ENTRY_TEXT, "%s=%s", name, list) + 1;
+    return 0;
+}
+
 char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot)
 {
-    enum { EXTRA = 6, TEXT = 64 + HANDOFF_MAX_FDS * 6 };
+    enum { EXTRA = 6 };
     size_t count = 0, bytes = 0;
     for (char *const *e = base; e && *e; e++)
         if (!is_handoff_entry(*e)) {
@@ -154,7 +166,7 @@ char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_
             bytes += strlen(*e) + 1;
         }
     size_t nptr = count + EXTRA + 1;
-    char **env = malloc(nptr * sizeof(char *) + bytes + EXTRA * TEXT);
+    char **env = malloc(nptr * sizeof(char *) + bytes + EXTRA * ENTRY_TEXT);
     if (!env)
         return NULL;
     char *text = (char *)(env + nptr);
@@ -166,31 +178,27 @@ char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_
             env[n++] = text;
             text += len;
         }
-    char fds[HANDOFF_MAX_FDS * 6 + 1];
-    if (huptime_format_fd_list(h->fds, h->nfds, fds, sizeof fds) < 0) {
+    env[n++] = text;
+    if (put_list(&text, "HUPTIME_FDS", h->fds, h->nfds) < 0) {
         free(env);
         return NULL;
     }
     env[n++] = text;
-    text += snprintf(text, TEXT, "HUPTIME_FDS=%s", fds) + 1;
-    env[n++] = text;
-    text += snprintf(text, TEXT, "HUPTIME_GENERATION=%d", h->generation) + 1;
+    text += snprintf(text, ENTRY_TEXT, "HUPTIME_GENERATION=%d", h->generation) + 1;
     if (h->ready_fd >= 0) {
         env[n++] = text;
-        text += snprintf(text, TEXT, "HUPTIME_READY_FD=%d", h->ready_fd) + 1;
+        text += snprintf(text, ENTRY_TEXT, "HUPTIME_READY_FD=%d", h->ready_fd) + 1;
     }
     if (h->pending) {
         env[n++] = text;
-        text += snprintf(text, TEXT, "HUPTIME_PENDING=1") + 1;
+        text += snprintf(text, ENTRY_TEXT, "HUPTIME_PENDING=1") + 1;
     }
     if (h->nignored >= 0) {
-        char sigs[HANDOFF_MAX_FDS * 6 + 1];
-        if (huptime_format_fd_list(h->ignored, h->nignored, sigs, sizeof sigs) < 0) {
+        env[n++] = text;
+        if (put_list(&text, "HUPTIME_IGNORED_SIGNALS", h->ignored, h->nignored) < 0) {
             free(env);
             return NULL;
         }
-        env[n++] = text;
-        text += snprintf(text, TEXT, "HUPTIME_IGNORED_SIGNALS=%s", sigs) + 1;
     }
     env[n++] = text;
     memcpy(text, "HUPTIME_PID=", 12);
