@@ -148,7 +148,7 @@ static void become_new_image(struct spawn_plan *p)
      * This process's other threads still run until execve ends them, and what
      * they close or write can raise a signal at any moment up to then, so an
      * exec'ing image keeps everything ignored and its next shim restores the
-     * dispositions (HUPTIME_IGNORED_SIGNALS, config_restore_signals). */
+     * dispositions (HUPTIME_IGNORED_SIGNALS, restore_signals in config.c). */
     if (!p->arrive_ignored)
         for (int sig = 1; sig < NSIG; sig++)
             if (sig != SIGKILL && sig != SIGSTOP) {
@@ -258,7 +258,7 @@ static int await_children(struct pollfd *pfds, int m, long timeout_ms)
         long left = deadline - now_ms();
         if (left <= 0)
             break;
-        if (REAL(poll)(pfds, (nfds_t)m, (int)(left < 1000 ? left : 1000)) < 0 && errno != EINTR)
+        if (REAL(poll)(pfds, (nfds_t)m, (int)left) < 0 && errno != EINTR)
             break;
         alive = 0;
         for (int i = 0; i < m; i++) {
