@@ -185,6 +185,13 @@ int config_load(int argc, char **argv, char **envp)
     if (s && !(cfg.unlink = parse_unlink(s)))
         return 0;
 
+    s = huptime_env_get(envp, "HUPTIME_CONTROL");
+    if (s && s[0] == '/' && strlen(s) < PATH_MAX - 32)
+        cfg.control = strdup(s);
+    else if (s)
+        log_info("ignoring HUPTIME_CONTROL=%.40s: not an absolute directory name; "
+                 "no instance record", s);
+
     cfg.argv = copy_strv(argv);
     cfg.envp = copy_strv(envp);
     cfg.cwd = get_current_dir_name();

@@ -28,6 +28,7 @@ struct config {
     char **envp;
     char *cwd;
     char **unlink;            /* --unlink: absolute paths removed when a restart begins */
+    char *control;            /* the instance record's directory, or NULL (control.h) */
     sigset_t start_mask;      /* signal mask at start */
     sigset_t start_ignored;   /* signals ignored at start */
 };

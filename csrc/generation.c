@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "generation.h"
 #include "clock.h"
+#include "control.h"
 #include "log.h"
 #include "registry.h"
 
@@ -26,19 +27,25 @@ static long futex(int *addr, int op, int val, const struct timespec *timeout)
 int gen_init(int number)
 {
     int p[2];
-    void *page = mmap(NULL, sizeof *gen, PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (page == MAP_FAILED) {
+    _Static_assert(sizeof(struct gen_page) <= GEN_PAGE_SIZE, "the page holds the struct");
+    struct gen_page *page = control_map_page(number, GEN_PAGE_SIZE);
+    if (!page) {
         log_info("cannot map the generation page: %s; behaving like plain libc", strerror(errno));
         return -1;
     }
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
         log_info("cannot make the stop pipe: %s; behaving like plain libc", strerror(errno));
-        munmap(page, sizeof *gen);
+        munmap(page, GEN_PAGE_SIZE);
+        control_forget(number);
         return -1;
     }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     gen = page;
     gen->number = number;
+    gen->leader = (int)getpid();
+    gen->started_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    __atomic_store_n(&gen->version, GEN_PAGE_VERSION, __ATOMIC_SEQ_CST);
     gen_wake_rd = p[0];
     gen_wake_wr = p[1];
     reg_adopt(&gen_wake_rd, FD_INTERNAL);

@@ -1,8 +1,10 @@
 /* generation.h - state shared by every process of one generation.
  *
- * The leader maps one shared anonymous page before it forks anything, so its
- * workers see the same page; a pipe made at the same time is the broadcast that
- * wakes every process of the generation when it must stop accepting.
+ * The leader maps one shared page before it forks anything, so its workers see
+ * the same page (a file of the instance record when there is one, see control.h);
+ * a pipe made at the same time is the broadcast that wakes every process of the
+ * generation when it must stop accepting. The layout is part of the protocol
+ * (docs/protocol.md): `huptime --status` reads it.
  */
 #ifndef HUPTIME_GENERATION_H
 #define HUPTIME_GENERATION_H
@@ -13,11 +15,18 @@ enum gen_state {
     GEN_RETIRED = 2,   /* drained; ending its processes, forks refused */
 };
 
+#define GEN_PAGE_VERSION 1
+#define GEN_PAGE_SIZE 4096
+
 struct gen_page {
     int state;        /* enum gen_state */
     int conns;        /* connections held by the generation's processes */
     int ready;        /* 1 once a process waits on a listener */
     int number;
+    int leader;       /* PID of the generation's leader */
+    int version;      /* GEN_PAGE_VERSION, written last */
+    long long started_ms;   /* wall clock, ms since the epoch */
+    char listeners[1024];   /* once ready: "127.0.0.1:8000 unix:/run/app.sock" */
 };
 
 extern struct gen_page *gen;   /* NULL while inert */

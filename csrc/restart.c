@@ -3,6 +3,7 @@
 #include "restart.h"
 #include "clock.h"
 #include "config.h"
+#include "control.h"
 #include "gate.h"
 #include "inherit.h"
 #include "generation.h"
@@ -48,6 +49,8 @@ static void on_restart_signal(int sig)
 }
 
 unsigned restart_signals_seen(void) { return signals_seen; }
+
+int restart_is_leader(void) { return is_leader; }
 
 int restart_program_sigaction(const struct sigaction *act, struct sigaction *old)
 {
@@ -176,6 +179,8 @@ static void retire(pid_t successor)
     wait_children(successor, t0);
     for (int round = 0; round < 5 && spawn_end_children(successor, 2000) > 0; round++)
         ;
+    control_event(gen->number, "exited");
+    control_forget(gen->number);
     _exit(0);
 }
 
@@ -223,18 +228,20 @@ static void restart_fork(void)
 {
     int fds[HANDOFF_MAX_FDS], ready[2];
     int n = reg_listeners(fds, HANDOFF_MAX_FDS);
+    int next = gen->number + 1;
     if (n == 0) {
         log_info("restart signal ignored: no listening socket yet");
+        control_event(next, "failed the program has no listening socket yet");
         return;
     }
     if (pipe2(ready, O_CLOEXEC) < 0) {
         log_info("cannot restart: readiness pipe: %s", strerror(errno));
+        control_event(next, "failed readiness pipe: %s", strerror(errno));
         return;
     }
     reg_adopt(&ready[0], FD_INTERNAL);
     reg_adopt(&ready[1], FD_INTERNAL);
     unlink_files(UNLINK_BEGIN);
-    int next = gen->number + 1;
     struct handoff h = { fds, n, ready[1], next, 0, NULL, -1 };
     struct spawn_plan plan;
     long t0 = now_ms();
@@ -249,6 +256,7 @@ static void restart_fork(void)
     if (pid < 0) {
         reg_release(&ready[0]);
         unlink_files(UNLINK_ROLLBACK);
+        control_event(next, "failed could not start the program");
         return;
     }
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -265,11 +273,14 @@ static void restart_fork(void)
         waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
         reg_release(&pidfd);
         unlink_files(UNLINK_ROLLBACK);
+        control_forget(next);
+        control_event(next, "failed pid %d %s", (int)pid, why);
         log_info("restart failed: generation %d (pid %d) %s; generation %d keeps serving",
                  next, (int)pid, why, gen->number);
         return;
     }
     unlink_files(UNLINK_COMMIT);
+    control_event(gen->number, "stopping");
     log_info("generation %d (pid %d) ready in %ld ms; generation %d stops accepting",
              next, (int)pid, now_ms() - t0, gen->number);
     if (take_signals() > 0) {
@@ -286,11 +297,13 @@ static void restart_exec(void)
     int n = reg_listeners(fds, HANDOFF_MAX_FDS);
     if (n == 0) {
         log_info("restart signal ignored: no listening socket yet");
+        control_event(gen->number + 1, "failed the program has no listening socket yet");
         return;
     }
     char *exe = spawn_resolve_exe();
     if (!exe) {
         log_info("restart refused: %s: %s; still serving", cfg.argv[0], strerror(errno));
+        control_event(gen->number + 1, "failed %s: %s", cfg.argv[0], strerror(errno));
         return;
     }
     free(exe);
@@ -298,6 +311,8 @@ static void restart_exec(void)
         kept[i] = REAL(fcntl64)(fds[i], F_DUPFD_CLOEXEC, 3);
         if (kept[i] < 0) {
             log_info("restart refused: cannot keep listener %d: %s", fds[i], strerror(errno));
+            control_event(gen->number + 1, "failed cannot keep listener %d: %s", fds[i],
+                          strerror(errno));
             while (i-- > 0)
                 REAL(close)(kept[i]);
             return;
@@ -309,6 +324,7 @@ static void restart_exec(void)
     int open = gen->conns;
     log_info("restart (exec): generation %d stops accepting and drains %d connection%s",
              gen->number, open, open == 1 ? "" : "s");
+    control_event(gen->number, "stopping");
     gen_broadcast_stop();
     gate_local_stop();
     if (gen_wait_drained(cfg.drain_timeout_ms) < 0)
@@ -331,7 +347,10 @@ static void restart_exec(void)
         log_info("exec: generation %d after %ld ms", h.generation, now_ms() - t0);
         spawn_exec_self(&plan);
         log_info("exec %s failed: %s", plan.exe, strerror(errno));
+        control_event(h.generation, "failed exec %s: %s", plan.exe, strerror(errno));
     }
+    control_event(gen->number, "exited");
+    control_forget(gen->number);
     _exit(127);
 }
 
@@ -346,6 +365,8 @@ static void *manager(void *arg)
         inherit_close_unclaimed();
     }
     log_info("generation %d serving", cfg.generation);
+    control_describe_listeners(gen->listeners, sizeof gen->listeners);
+    control_event(gen->number, "serving %s", gen->listeners);
     for (;;) {
         wait_signal();
         if (take_signals() == 0)

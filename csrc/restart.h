@@ -19,6 +19,9 @@ void restart_manager_start(void);
 /* How many restart signals this process has received (for EINTR decisions). */
 unsigned restart_signals_seen(void);
 
+/* 1 in the process that restarts its generation (not in its workers). */
+int restart_is_leader(void);
+
 /* The program's view of the restart signal's disposition. */
 int restart_program_sigaction(const struct sigaction *act, struct sigaction *old);
 sighandler_t restart_program_signal(sighandler_t handler);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "shim.h"
 #include "config.h"
+#include "control.h"
 #include "generation.h"
 #include "inherit.h"
 #include "log.h"
@@ -25,6 +26,8 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
     shim_pid = getpid();
     if (gen_init(cfg.generation) < 0)
         return;
+    if (cfg.mode == MODE_EXEC && cfg.generation > 1)
+        control_forget(cfg.generation - 1); /* this process, before its exec */
     inherit_adopt();
     if (restart_init() < 0)
         return;
@@ -32,4 +35,13 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
     LOG_DEBUG("active: generation %d, %s mode, signal %d, %d inherited listener%s",
               cfg.generation, cfg.mode == MODE_EXEC ? "exec" : "fork", cfg.signo,
               cfg.n_inherited, cfg.n_inherited == 1 ? "" : "s");
+}
+
+/* The program ends by itself (exit or return from main): the record says so. */
+__attribute__((destructor)) static void huptime_end(void)
+{
+    if (!cfg.active || !restart_is_leader() || shim_in_vfork_child())
+        return;
+    control_event(gen->number, "exited");
+    control_forget(gen->number);
 }

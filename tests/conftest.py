@@ -28,6 +28,15 @@ def _subreaper():
     end_descendants()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_dir(tmp_path_factory):
+    """Instance records of the servers the tests start stay out of the user's own."""
+    path = tmp_path_factory.mktemp("xdg-runtime")
+    path.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _end_processes():
     """Whatever a test started, directly or through generations, ends with it."""

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from huptime import __version__
+from huptime import __version__, control
 from huptime.launcher import LaunchError, Settings, launch
 
 EPILOG = """\b
@@ -19,6 +19,10 @@ Examples:
   huptime --signal USR2 --ready-timeout 10 ./server --port 8080
   huptime --unlink /run/app.pid ./app --pidfile /run/app.pid
   huptime --wait --drain-timeout 600 ./job-server   # old jobs run to the end
+  huptime --restart python3 -m http.server 8000    # waits: serving or rolled back
+  huptime --status                                 # every instance you started
+  huptime --status --json python3 -m http.server 8000
+  huptime --stop --timeout 30 python3 -m http.server 8000
 
 \b
 Fork mode (default): the restart starts a new process; the old one keeps
@@ -27,6 +31,13 @@ and exits. If the new one exits or is not ready within --ready-timeout,
 it is killed and the old one keeps serving.
 Exec mode (--exec): same PID; the process stops accepting, finishes its
 connections, and execs itself. Clients wait in the kernel's queue.
+
+\b
+Control commands find the servers huptime started for COMMAND (as typed at
+start, or the same program found on PATH) through a record kept in
+$XDG_RUNTIME_DIR/huptime (else /run/user/UID/huptime, else /tmp/huptime-UID),
+and act only on your processes that run huptime's shim for that record.
+Exit status: 0 done, 1 failed (the reason is printed), 3 no such instance.
 """
 
 
@@ -83,17 +94,42 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
               help="Remove FILE when a restart begins, e.g. a pid file the program refuses to "
                    "start over (fork mode puts it back if the new generation fails). Repeatable.")
 @click.option("--debug", is_flag=True, help="PID-tagged debug lines from the shim on stderr.")
+@click.option("--restart", "do_restart", is_flag=True,
+              help="Restart the running COMMAND and wait for the outcome: exit 0 once the new "
+                   "generation serves, 1 with the reason if it was rolled back.")
+@click.option("--status", "do_status", is_flag=True,
+              help="Show each running instance (of COMMAND, or all): PID, mode, generation, "
+                   "listeners, open connections, draining generations.")
+@click.option("--stop", "do_stop", is_flag=True,
+              help="Stop the running COMMAND: SIGTERM, SIGKILL after --timeout; waits until gone.")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="--stop: seconds between SIGTERM and SIGKILL [default: 10]. --restart: longest "
+                   "wait for the outcome [default: the instance's --ready-timeout + 5, plus "
+                   "--drain-timeout in exec mode].")
+@click.option("--json", "as_json", is_flag=True, help="--status: print JSON (a list of instances).")
 @click.version_option(__version__, "--version", prog_name="huptime")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
-def huptime(exec_mode: bool, fork_mode: bool, signal_number: int, ready_timeout: float,
-            drain_timeout: float, wait: bool, unlink: tuple[str, ...], debug: bool,
-            command: tuple[str, ...]) -> None:
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
+@click.pass_context
+def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number: int,
+            ready_timeout: float, drain_timeout: float, wait: bool, unlink: tuple[str, ...],
+            debug: bool, do_restart: bool, do_status: bool, do_stop: bool,
+            timeout: float | None, as_json: bool, command: tuple[str, ...]) -> None:
     """Run COMMAND so that it can be restarted without losing a connection.
 
     Send the restart signal (SIGHUP unless --signal) to the server's PID, or to
     all of its processes: the listening sockets are handed to the new version,
     in-flight requests finish, and no client sees a refused or reset connection.
     """
+    actions = [name for name, on in (("--restart", do_restart), ("--status", do_status),
+                                     ("--stop", do_stop)) if on]
+    if actions:
+        run_control(ctx, actions, timeout, as_json, list(command))
+        return
+    for name, given in (("--timeout", timeout is not None), ("--json", as_json)):
+        if given:
+            raise click.UsageError(f"{name} goes with --restart, --status or --stop")
+    if not command:
+        raise click.UsageError("missing COMMAND (usage: huptime [OPTIONS] [--] COMMAND [ARGS]...)")
     if exec_mode and fork_mode:
         raise click.UsageError("--exec and --fork exclude each other")
     settings = Settings(
@@ -108,22 +144,58 @@ def huptime(exec_mode: bool, fork_mode: bool, signal_number: int, ready_timeout:
     launch(list(command), settings)
 
 
+START_OPTIONS = ("exec_mode", "fork_mode", "signal_number", "ready_timeout", "drain_timeout",
+                 "wait", "unlink", "debug")
+
+
+def run_control(ctx: click.Context, actions: list[str], timeout: float | None, as_json: bool,
+                command: list[str]) -> None:
+    """--restart, --status, --stop: act on running instances, print the outcome."""
+    if len(actions) > 1:
+        raise click.UsageError(f"{' and '.join(actions)} exclude each other")
+    action = actions[0]
+    for name in START_OPTIONS:
+        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+            option = next(p for p in ctx.command.params if p.name == name)
+            raise click.UsageError(f"{option.opts[0]} applies to starting a server, not to {action}")
+    if as_json and action != "--status":
+        raise click.UsageError("--json goes with --status")
+    if timeout is not None and (action == "--status" or not 0 < timeout <= 365 * 86400):
+        raise click.UsageError("--timeout needs --restart or --stop and a number of seconds above 0")
+    if not command and action != "--status":
+        raise click.UsageError(f"{action} needs the COMMAND the server was started with")
+    if action == "--status":
+        click.echo(control.status(command, as_json))
+        return
+    failed = []
+    for inst in control.find(command):
+        serving = inst.serving()
+        name = f"{' '.join(inst.command)} (pid {serving.pid if serving else '?'})"
+        try:
+            if action == "--restart":
+                click.echo(f"restarted {name}: {control.restart(inst, timeout)}")
+            else:
+                click.echo(f"stopped {name}: {control.stop(inst, 10.0 if timeout is None else timeout)}")
+        except control.ControlError as exc:
+            click.echo(f"huptime: {name}: {exc}", err=True)
+            failed.append(exc.status)
+    if failed:
+        sys.exit(max(failed))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: click errors and launch errors become one line and a status."""
     try:
         huptime.main(args=argv, prog_name="huptime", standalone_mode=False)
     except click.UsageError as exc:
-        message = exc.format_message()
-        if isinstance(exc, click.MissingParameter) and exc.param and exc.param.name == "command":
-            message = "missing COMMAND (usage: huptime [OPTIONS] [--] COMMAND [ARGS]...)"
-        click.echo(f"huptime: {message}", err=True)
+        click.echo(f"huptime: {exc.format_message()}", err=True)
         sys.exit(2)
     except click.ClickException as exc:
         click.echo(f"huptime: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)
-    except LaunchError as exc:
+    except (LaunchError, control.ControlError) as exc:
         click.echo(f"huptime: {exc}", err=True)
         sys.exit(exc.status)
     sys.exit(0)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from huptime import control
 
 SHIM_NAME = "libhuptime.so"
 
@@ -96,7 +99,23 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
         env["HUPTIME_UNLINK"] = "\n".join(settings.unlink)
     else:
         env.pop("HUPTIME_UNLINK", None)
+    env.pop("HUPTIME_CONTROL", None)
     return env
+
+
+def record_instance(command: list[str], program: str, settings: Settings, env: dict[str, str]) -> None:
+    """Make the instance record the control commands find; without one the server
+    still runs, only --status/--restart/--stop cannot see it."""
+    try:
+        path = control.new_instance(command, os.path.abspath(program), {
+            "mode": settings.mode, "signal": settings.signal,
+            "ready_timeout": settings.ready_timeout, "drain_timeout": settings.drain_timeout,
+        }, os.getpid())
+    except (control.ControlError, OSError) as exc:
+        print(f"huptime: warning: no instance record ({exc}): --status, --restart and "
+              "--stop will not find this server", file=sys.stderr)
+        return
+    env["HUPTIME_CONTROL"] = str(path)
 
 
 def launch(command: list[str], settings: Settings) -> None:
@@ -104,8 +123,11 @@ def launch(command: list[str], settings: Settings) -> None:
     shim = shim_path()
     program = resolve_command(command[0], os.environ.get("PATH"))
     env = build_env(dict(os.environ), settings, shim, os.getpid())
+    record_instance(command, program, settings, env)
     try:
         os.execve(program, command, env)
     except OSError as exc:
+        if "HUPTIME_CONTROL" in env:
+            shutil.rmtree(env["HUPTIME_CONTROL"], ignore_errors=True)
         status = 126 if exc.errno in (13, 8) else 127  # EACCES, ENOEXEC
         raise LaunchError(f"{command[0]}: {exc.strerror}", status) from exc

@@ -1,0 +1,31 @@
+/* control.h - the instance record that `huptime --status/--restart/--stop` read.
+ *
+ * The launcher makes a private directory per instance and names it in
+ * HUPTIME_CONTROL. There each generation's shared page is the file gen-N (mapped
+ * shared, so its workers and `huptime --status` see the same bytes), and
+ * lifecycle events are lines appended to the file `events`. Without the directory,
+ * or when it is unusable, the page is anonymous and no event is written: restarts
+ * work the same, the control commands just cannot see the instance.
+ * docs/protocol.md describes both files.
+ */
+#ifndef HUPTIME_CONTROL_H
+#define HUPTIME_CONTROL_H
+
+#include <stddef.h>
+
+/* A zeroed shared mapping of size bytes for generation `number`: the file
+ * gen-N when the directory is usable, else anonymous. NULL (errno set) if even
+ * the anonymous mapping fails. */
+void *control_map_page(int number, size_t size);
+
+/* Remove gen-N: that generation is gone or never became one. */
+void control_forget(int number);
+
+/* Append "<unix ms> <generation> <pid> <what>\n" to the events file. */
+void control_event(int number, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Write the addresses of this process's listeners ("127.0.0.1:8000 [::1]:8000
+ * unix:/run/app.sock unix:@name") into buf, NUL-terminated and truncated. */
+void control_describe_listeners(char *buf, size_t size);
+
+#endif
