@@ -3,6 +3,7 @@
 #include "gate.h"
 #include "clock.h"
 #include "config.h"
+#include "control.h"
 #include "generation.h"
 #include "inherit.h"
 #include "log.h"
@@ -25,11 +26,20 @@
 
 static int stopped;   /* this process has dropped its listeners */
 
+/* The page shows what this generation listens on (huptime --status). */
+static void publish_listeners(void)
+{
+    char text[sizeof gen->listeners];
+    control_describe_listeners(text, sizeof text);
+    memcpy(gen->listeners, text, sizeof text);
+}
+
 void gate_listening(int fd)
 {
     int type = 0, domain = 0;
     socklen_t len = sizeof type;
     if (reg_kind(fd) == FD_LISTENER) { /* a claimed listener, or a new backlog */
+        publish_listeners();
         restart_manager_start();
         return;
     }
@@ -46,6 +56,7 @@ void gate_listening(int fd)
     if (!(fl & O_NONBLOCK))
         REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK);
     LOG_DEBUG("listener on descriptor %d%s", fd, fl & O_NONBLOCK ? " (non-blocking)" : "");
+    publish_listeners();
     restart_manager_start();
 }
 
@@ -54,8 +65,10 @@ void gate_note_wait(void)
     static int noted; /* this process has seen the generation ready and closed the unclaimed */
     if (__atomic_load_n(&noted, __ATOMIC_RELAXED))
         return;
-    if (!__atomic_load_n(&gen->ready, __ATOMIC_RELAXED) && gen_mark_ready())
+    if (!__atomic_load_n(&gen->waiting, __ATOMIC_RELAXED) && gen_mark_waiting())
         LOG_DEBUG("generation %d waits for clients", gen->number);
+    if (!__atomic_load_n(&gen->ready, __ATOMIC_RELAXED))
+        return; /* the leader is still letting the program claim its listeners */
     inherit_close_unclaimed();
     __atomic_store_n(&noted, 1, __ATOMIC_RELAXED);
 }

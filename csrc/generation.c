@@ -79,18 +79,23 @@ void gen_broadcast_stop(void)
     (void)w;
 }
 
-int gen_mark_ready(void)
+int gen_mark_waiting(void)
 {
-    if (!gen || __atomic_exchange_n(&gen->ready, 1, __ATOMIC_SEQ_CST))
+    if (!gen || __atomic_exchange_n(&gen->waiting, 1, __ATOMIC_SEQ_CST))
         return 0;
-    futex(&gen->ready, FUTEX_WAKE, 1, NULL);
+    futex(&gen->waiting, FUTEX_WAKE, 1, NULL);
     return 1;
 }
 
-void gen_wait_ready(void)
+void gen_wait_waiting(void)
 {
-    while (!__atomic_load_n(&gen->ready, __ATOMIC_SEQ_CST))
-        futex(&gen->ready, FUTEX_WAIT, 0, NULL);
+    while (!__atomic_load_n(&gen->waiting, __ATOMIC_SEQ_CST))
+        futex(&gen->waiting, FUTEX_WAIT, 0, NULL);
+}
+
+void gen_set_ready(void)
+{
+    __atomic_store_n(&gen->ready, 1, __ATOMIC_SEQ_CST);
 }
 
 int gen_wait_drained(long timeout_ms)

@@ -21,10 +21,12 @@ enum gen_state {
 struct gen_page {
     int state;        /* enum gen_state */
     int conns;        /* connections held by the generation's processes */
-    int ready;        /* 1 once a process waits on a listener */
+    int ready;        /* 1 once the leader declared the generation ready */
     int number;
     int leader;       /* PID of the generation's leader */
     int version;      /* GEN_PAGE_VERSION, written last */
+    int waiting;      /* 1 once a process waits on a listener */
+    int reserved;
     long long started_ms;   /* wall clock, ms since the epoch */
     char listeners[1024];   /* once ready: "127.0.0.1:8000 unix:/run/app.sock" */
 };
@@ -43,9 +45,12 @@ int gen_retired(void);
 /* Tell every process of the generation to stop accepting. */
 void gen_broadcast_stop(void);
 
-/* Readiness: the first waiting process marks it, the leader waits for it. */
-int gen_mark_ready(void);      /* returns 1 for the first caller */
-void gen_wait_ready(void);
+/* Readiness: the first process that waits for clients marks the generation
+ * waiting; the leader waits for that, lets the program claim its inherited
+ * listeners, then sets it ready. */
+int gen_mark_waiting(void);    /* returns 1 for the first caller */
+void gen_wait_waiting(void);
+void gen_set_ready(void);
 
 /* Wait until no connection is open, at most timeout_ms; 0 drained, -1 timed out. */
 int gen_wait_drained(long timeout_ms);

@@ -8,7 +8,10 @@
 #include "registry.h"
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 static int unclaimed_closed;
 
@@ -50,6 +53,43 @@ int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
         reg_release(&cfg.inherited[i]);
         LOG_DEBUG("claimed inherited listener %d as descriptor %d", old, fd);
         return 1;
+    }
+    return 0;
+}
+
+int inherit_unclaimed(void)
+{
+    int n = 0;
+    for (int i = 0; i < cfg.n_inherited; i++)
+        n += __atomic_load_n(&cfg.inherited[i], __ATOMIC_RELAXED) >= 0;
+    return n;
+}
+
+int inherit_protects_path(int dirfd, const char *path)
+{
+    struct stat target, bound;
+    if (!inherit_unclaimed() || !path || fstatat(dirfd, path, &target, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISSOCK(target.st_mode))
+        return 0;
+    for (int i = 0; i < cfg.n_inherited; i++) {
+        struct sockaddr_un un;
+        socklen_t len = sizeof un;
+        int fd = cfg.inherited[i];
+        if (fd < 0 || getsockname(fd, (struct sockaddr *)&un, &len) < 0 ||
+            un.sun_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path) ||
+            un.sun_path[0] == '\0')
+            continue;
+        char name[sizeof un.sun_path + 1];
+        size_t n = len - offsetof(struct sockaddr_un, sun_path);
+        if (n > sizeof un.sun_path)
+            n = sizeof un.sun_path;
+        memcpy(name, un.sun_path, n);
+        name[n] = '\0';
+        if (stat(name, &bound) == 0 && bound.st_dev == target.st_dev &&
+            bound.st_ino == target.st_ino) {
+            LOG_DEBUG("kept %s: an inherited listener is bound to it", path);
+            return 1;
+        }
     }
     return 0;
 }

@@ -15,6 +15,15 @@ void inherit_adopt(void);
 /* bind(): 1 if fd now holds the inherited listener for addr (bind succeeded). */
 int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len);
 
+/* unlink()/unlinkat() of dirfd/path: 1 if path is the socket file of an inherited
+ * Unix listener not claimed yet. The usual start-up idiom is "unlink the socket
+ * path, then bind it": the new generation must not remove the file the old one is
+ * still reachable through, and its bind() then claims the inherited socket. */
+int inherit_protects_path(int dirfd, const char *path);
+
+/* How many inherited listeners are not claimed yet. */
+int inherit_unclaimed(void);
+
 /* Close the inherited listeners not claimed, once the generation is ready. */
 void inherit_close_unclaimed(void);
 

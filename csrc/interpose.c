@@ -42,6 +42,21 @@ HUPTIME_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
     return REAL(bind)(fd, addr, len);
 }
 
+HUPTIME_API int unlink(const char *path)
+{
+    if (ACTIVE && cfg.n_inherited && inherit_protects_path(AT_FDCWD, path))
+        return 0;
+    return REAL(unlink)(path);
+}
+
+HUPTIME_API int unlinkat(int dirfd, const char *path, int flags)
+{
+    if (ACTIVE && cfg.n_inherited && !(flags & AT_REMOVEDIR) &&
+        inherit_protects_path(dirfd, path))
+        return 0;
+    return REAL(unlinkat)(dirfd, path, flags);
+}
+
 HUPTIME_API int listen(int fd, int backlog)
 {
     int r = REAL(listen)(fd, backlog);

@@ -30,4 +30,6 @@ void real_init(void)
     RESOLVE(fork);
     RESOLVE(signal);
     RESOLVE(sigaction);
+    RESOLVE(unlink);
+    RESOLVE(unlinkat);
 }

@@ -37,6 +37,8 @@ struct real_libc {
     pid_t (*fork)(void);
     sighandler_t (*signal)(int, sighandler_t);
     int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+    int (*unlink)(const char *);
+    int (*unlinkat)(int, const char *, int);
 };
 
 extern struct real_libc real;

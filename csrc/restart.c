@@ -354,19 +354,41 @@ static void restart_exec(void)
     _exit(127);
 }
 
+/* A program with several listeners may wait for clients on the first before it
+ * binds the others: it is ready once it has claimed every inherited listener, or
+ * CLAIM_GRACE_MS after it first waited (a listener its new configuration dropped). */
+#define CLAIM_GRACE_MS 2000
+
+static void settle_claims(void)
+{
+    long deadline = now_ms() + CLAIM_GRACE_MS;
+    while (inherit_unclaimed() > 0 && now_ms() < deadline) {
+        struct timespec tick = { 0, 5 * 1000000 };
+        nanosleep(&tick, NULL);
+    }
+    int left = inherit_unclaimed();
+    if (left > 0)
+        log_info("generation %d: %d inherited listener%s not bound by the program within "
+                 "%d ms; closing %s", gen->number, left, left == 1 ? "" : "s", CLAIM_GRACE_MS,
+                 left == 1 ? "it" : "them");
+}
+
 static void *manager(void *arg)
 {
     (void)arg;
-    gen_wait_ready();
+    gen_wait_waiting();
+    settle_claims();
+    gen_set_ready();
+    inherit_close_unclaimed();
     if (cfg.ready_fd >= 0) {
         ssize_t w = write(cfg.ready_fd, "R", 1);
         (void)w;
         reg_release(&cfg.ready_fd);
-        inherit_close_unclaimed();
     }
     log_info("generation %d serving", cfg.generation);
-    control_describe_listeners(gen->listeners, sizeof gen->listeners);
-    control_event(gen->number, "serving %s", gen->listeners);
+    char listeners[sizeof gen->listeners];
+    control_describe_listeners(listeners, sizeof listeners);
+    control_event(gen->number, "serving %s", listeners);
     for (;;) {
         wait_signal();
         if (take_signals() == 0)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 RECORD = "instance.json"
 EVENTS = "events"
-PAGE = struct.Struct("=iiiiiiq1024s")  # csrc/generation.h, struct gen_page
+PAGE = struct.Struct("=iiiiiiiiq1024s")  # csrc/generation.h, struct gen_page
 PAGE_VERSION = 1
 STATES = {0: "serving", 1: "draining", 2: "exiting"}
 NOT_FOUND = 3  # exit status when no instance matches, as `systemctl status` uses
@@ -175,7 +175,7 @@ def load(path: Path) -> Instance | None:
         fields = read_page(page_path)
         if not fields:
             continue
-        state, conns, _ready, number, leader, _version, started_ms, text = fields
+        state, conns, _ready, number, leader, _version, _waiting, _, started_ms, text = fields
         if owned_pid(leader) and maps_file(leader, page_path):
             listeners = text.split(b"\0", 1)[0].decode(errors="replace").split()
             inst.generations.append(Generation(number, leader, STATES.get(state, "?"),

@@ -194,10 +194,14 @@ class _Load:
 
     def __init__(self, port: int, *, host: str = "127.0.0.1", path: str = "/",
                  clients: int = 8, duration: float = 5.0, max_requests: int = 200_000,
-                 timeout: float = 5.0, stop: threading.Event | None = None) -> None:
+                 timeout: float = 5.0, stop: threading.Event | None = None,
+                 unix: str | None = None) -> None:
         if clients < 1 or duration <= 0 or timeout <= 0 or max_requests < 0:
             raise ValueError("need clients >= 1, duration > 0, timeout > 0, max_requests >= 0")
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        if unix is not None:  # a socket path, or "@name" for an abstract socket
+            family, address = socket.AF_UNIX, "\0" + unix[1:] if unix.startswith("@") else unix
+        else:
+            family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         self._family = family
         self._address = address
         self._payload = f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode("ascii")
@@ -239,10 +243,11 @@ class _Load:
 
 def run_load(port: int, *, host: str = "127.0.0.1", path: str = "/", clients: int = 8,
              duration: float = 5.0, max_requests: int = 200_000, timeout: float = 5.0,
-             stop: threading.Event | None = None) -> LoadResult:
-    """Load host:port with `clients` threads until duration, stop or max_requests; block."""
+             stop: threading.Event | None = None, unix: str | None = None) -> LoadResult:
+    """Load host:port (or the Unix socket `unix`) with `clients` threads until duration,
+    stop or max_requests; block."""
     return _Load(port, host=host, path=path, clients=clients, duration=duration,
-                 max_requests=max_requests, timeout=timeout, stop=stop).run()
+                 max_requests=max_requests, timeout=timeout, stop=stop, unix=unix).run()
 
 
 class LoadRunner:
