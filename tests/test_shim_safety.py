@@ -92,3 +92,31 @@ def test_thread_blocked_in_accept_can_be_cancelled(port, tmp_path):
         program.wait_for_line(f"listening on {port}", timeout=20)
         socket.create_connection(("127.0.0.1", port), timeout=10).close()
         assert program.wait_for_line("accept", timeout=20) == "accepted"
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_children_started_by_subprocess_and_posix_spawn(xprocess, port, mode):
+    """Programs the server starts (vfork/posix_spawn/fork+exec) run with the shim inert,
+    and starting them on every request leaves the shim's counts intact: each old
+    generation drains at once instead of waiting for connections that never close."""
+    from harness import Served
+    from support.load import LoadRunner
+
+    server = os.path.join(os.path.dirname(__file__), "servers", "spawning_server.py")
+    served = Served(xprocess, "spawning", [sys.executable, server, str(port)],
+                    exec_mode=mode == "exec", options=["--drain-timeout", "60"]).start()
+    with LoadRunner(port, clients=4, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 20)
+        for _ in range(3):
+            before = load.snapshot().ok
+            served.restart()
+            load.wait_until(lambda r, b=before: r.saw(f"gen={served.generation}") and r.ok >= b + 20)
+    assert load.result.failed == 0, load.result.summary()
+    log = served.log()
+    for kind in ("subprocess", "posix_spawn"):
+        line = f"helper via {kind}: listener nonblocking=False hup caught=False"
+        assert log.count(line) == 4, f"{line!r} once per generation:\n{log}"
+    assert "drain timeout" not in log and "Traceback" not in log, log
+    if mode == "fork":
+        assert log.count("drained") == 3, log
+    served.stop()
