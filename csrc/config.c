@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct config cfg = { .ready_fd = -1 };
+struct config cfg = { .ready_fd = -1, .supervisor_fd = -1, .supervisor_env_fd = -1 };
 
 static char **copy_strv(char **v)
 {
@@ -184,6 +184,12 @@ int config_load(int argc, char **argv, char **envp)
     s = huptime_env_get(envp, "HUPTIME_UNLINK");
     if (s && !(cfg.unlink = parse_unlink(s)))
         return 0;
+
+    s = huptime_env_get(envp, "HUPTIME_SUPERVISOR_FD");
+    if (s && huptime_parse_uint(s, 65535, &v) == 0 && v > 2)
+        cfg.supervisor_fd = cfg.supervisor_env_fd = (int)v;
+    else if (s)
+        log_info("ignoring HUPTIME_SUPERVISOR_FD=%.20s: not a descriptor above stderr", s);
 
     s = huptime_env_get(envp, "HUPTIME_CONTROL");
     if (s && s[0] == '/' && strlen(s) < PATH_MAX - 32)

@@ -22,6 +22,8 @@ struct config {
     int generation;           /* 1 for the launcher's start */
     int pending;              /* a restart was requested during the previous one */
     int ready_fd;             /* fork mode, new generation: readiness pipe, or -1 */
+    int supervisor_fd;        /* link to a supervisor (--revive), or -1 (supervised.h) */
+    int supervisor_env_fd;    /* its number in the environment every generation gets */
     int inherited[HANDOFF_MAX_FDS];
     int n_inherited;
     char **argv;              /* copies, NULL-terminated */

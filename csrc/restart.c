@@ -12,6 +12,7 @@
 #include "registry.h"
 #include "shim.h"
 #include "spawn.h"
+#include "supervised.h"
 #include "unlink.h"
 
 #include <errno.h>
@@ -128,11 +129,20 @@ static int take_signals(void)
     return n;
 }
 
+/* Wait for a restart signal; stop the generation if the supervisor is gone. */
 static void wait_signal(void)
 {
-    struct pollfd p = { sig_rd, POLLIN, 0 };
-    while (REAL(poll)(&p, 1, -1) < 0 && errno == EINTR)
+    struct pollfd p[2] = { { sig_rd, POLLIN, 0 }, { supervised_fd(), POLLIN, 0 } };
+    while (REAL(poll)(p, p[1].fd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
         ;
+    if (p[1].fd >= 0 && p[1].revents && supervised_gone()) {
+        log_info("the supervisor is gone: stopping generation %d (SIGTERM)", gen->number);
+        kill(getpid(), SIGTERM);
+        struct timespec five = { 5, 0 };
+        nanosleep(&five, NULL);
+        log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
+        kill(getpid(), SIGKILL);
+    }
 }
 
 /* --wait: give the program's own children until the drain deadline (t0 +
@@ -386,6 +396,7 @@ static void *manager(void *arg)
         reg_release(&cfg.ready_fd);
     }
     log_info("generation %d serving", cfg.generation);
+    supervised_report_serving();
     char listeners[sizeof gen->listeners];
     control_describe_listeners(listeners, sizeof listeners);
     control_event(gen->number, "serving %s", listeners);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "real.h"
 #include "restart.h"
+#include "supervised.h"
 
 #include <unistd.h>
 
@@ -29,6 +30,7 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
     if (cfg.mode == MODE_EXEC && cfg.generation > 1)
         control_forget(cfg.generation - 1); /* this process, before its exec */
     inherit_adopt();
+    supervised_init();
     if (restart_init() < 0)
         return;
     cfg.active = 1;

@@ -89,6 +89,8 @@ int spawn_plan_make(struct spawn_plan *p, const struct handoff *h)
         p->keep[p->nkeep++] = h->fds[i];
     if (h->ready_fd >= 0)
         p->keep[p->nkeep++] = h->ready_fd;
+    if (cfg.supervisor_fd >= 0) /* at the number the environment names (see start) */
+        p->keep[p->nkeep++] = cfg.supervisor_env_fd;
     p->arrive_ignored = h->nignored >= 0;
     return 0;
 }
@@ -141,6 +143,8 @@ static void become_new_image(struct spawn_plan *p)
     if (chdir(cfg.cwd) < 0) {
         /* keep going from wherever we are: the program reports its own errors */
     }
+    if (cfg.supervisor_fd >= 0 && cfg.supervisor_fd != cfg.supervisor_env_fd)
+        REAL(dup2)(cfg.supervisor_fd, cfg.supervisor_env_fd); /* the program took its number */
     close_all_but(p->keep, p->nkeep);
     for (int i = 0; i < p->nkeep; i++)
         REAL(fcntl64)(p->keep[i], F_SETFD, 0);

@@ -14,7 +14,7 @@ struct spawn_plan {
     char *exe;            /* resolved path of argv[0] */
     char **envp;          /* one block: free() */
     char *pid_slot;       /* HUPTIME_PID's value inside envp */
-    int keep[HANDOFF_MAX_FDS + 1];
+    int keep[HANDOFF_MAX_FDS + 2];
     int nkeep;
     int arrive_ignored;   /* exec: leave signals ignored through execve */
 };

@@ -362,18 +362,31 @@ def wait_gone(pidfds: dict[int, int], timeout: float) -> list[int]:
     return sorted(left)
 
 
+def supervisor(inst: Instance) -> int | None:
+    """The --revive supervisor's PID, if it is alive and maps the record."""
+    pid = inst.record.get("supervisor")
+    if isinstance(pid, int) and owned_pid(pid) and maps_file(pid, inst.path / RECORD):
+        return pid
+    return None
+
+
 def stop(inst: Instance, grace: float) -> str:
-    """SIGTERM to every generation's leader, SIGKILL to what is left of the
-    instance after grace seconds; returns once all of it is gone."""
+    """SIGTERM to the supervisor (--revive) or else every generation's leader,
+    SIGKILL to what is left of the instance after grace seconds; returns once all
+    of it is gone."""
     pidfds: dict[int, int] = {}
     try:
-        for pid in members(inst):
+        keeper = supervisor(inst)
+        for pid in [*members(inst), *([keeper] if keeper else [])]:
             try:
                 pidfds[pid] = os.pidfd_open(pid)
             except OSError:
                 continue
-        leaders = {g.pid: pidfds[g.pid] for g in inst.generations if g.pid in pidfds}
-        signal_all(leaders, signals.SIGTERM)
+        if keeper in pidfds:
+            first = {keeper: pidfds[keeper]}
+        else:
+            first = {g.pid: pidfds[g.pid] for g in inst.generations if g.pid in pidfds}
+        signal_all(first, signals.SIGTERM)
         left = wait_gone(pidfds, grace)
         how = "exited on SIGTERM"
         if left:

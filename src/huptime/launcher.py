@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +25,7 @@ HANDOFF_VARS = (
     "HUPTIME_GENERATION",
     "HUPTIME_PENDING",
     "HUPTIME_IGNORED_SIGNALS",
+    "HUPTIME_SUPERVISOR_FD",
 )
 
 
@@ -46,6 +48,7 @@ class Settings:
     debug: bool = False
     unlink: tuple[str, ...] = ()  # absolute paths removed when a restart begins
     wait: bool = False            # an old generation waits for its own children
+    revive: bool = False          # a supervisor starts the program again when it exits
 
 
 def shim_path() -> Path:
@@ -103,13 +106,15 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
     return env
 
 
-def record_instance(command: list[str], program: str, settings: Settings, env: dict[str, str]) -> None:
+def record_instance(command: list[str], program: str, settings: Settings,
+                    env: dict[str, str]) -> None:
     """Make the instance record the control commands find; without one the server
     still runs, only --status/--restart/--stop cannot see it."""
     try:
         path = control.new_instance(command, os.path.abspath(program), {
             "mode": settings.mode, "signal": settings.signal,
             "ready_timeout": settings.ready_timeout, "drain_timeout": settings.drain_timeout,
+            **({"supervisor": os.getpid()} if settings.revive else {}),
         }, os.getpid())
     except (control.ControlError, OSError) as exc:
         print(f"huptime: warning: no instance record ({exc}): --status, --restart and "
@@ -124,6 +129,12 @@ def launch(command: list[str], settings: Settings) -> None:
     program = resolve_command(command[0], os.environ.get("PATH"))
     env = build_env(dict(os.environ), settings, shim, os.getpid())
     record_instance(command, program, settings, env)
+    if settings.revive:
+        from huptime.supervisor import supervise
+        raise SystemExit(supervise(program, command, env, settings.signal))
+    # Python ignores these at start and exec keeps ignored signals: the program must not.
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
     try:
         os.execve(program, command, env)
     except OSError as exc:

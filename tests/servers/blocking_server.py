@@ -1,8 +1,15 @@
-"""Test server: a blocking accept() loop with one daemon thread per connection."""
+"""Test server: a blocking accept() loop with one daemon thread per connection.
+
+With $HT_EXIT_AFTER set it stops accepting after that many seconds, finishes the
+requests it accepted and exits with status $HT_EXIT_STATUS (default 0): a program
+that keeps ending on its own, for --revive.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import threading
 import time
 
@@ -34,12 +41,25 @@ def main() -> None:
     sock.bind(("127.0.0.1", port))
     sock.listen(common.BACKLOG)
     common.announce(sock.getsockname()[1])
-    while True:
+    exit_after = float(os.environ.get("HT_EXIT_AFTER", "0"))
+    if exit_after:
+        sock.settimeout(0.05)
+    end = time.monotonic() + exit_after
+    handlers = []
+    while not exit_after or time.monotonic() < end:
         try:
             conn, _ = sock.accept()
-        except ConnectionAbortedError:
+        except (ConnectionAbortedError, TimeoutError):
             continue
-        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+        conn.settimeout(None)
+        handler = threading.Thread(target=handle, args=(conn,), daemon=True)
+        handler.start()
+        handlers = [h for h in handlers if h.is_alive()] + [handler]
+    for handler in handlers:
+        handler.join()
+    status = int(os.environ.get("HT_EXIT_STATUS", "0"))
+    print(f"exiting with status {status}", flush=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""--revive: a program that ends on its own is started again while its listeners stay
+open, so clients queue instead of being refused; the supervisor's life bounds the
+program's."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness import HUPTIME, Served
+from servers_under_test import make_server
+from support.load import run_load
+from support.tree import is_alive, live_descendants
+
+
+@pytest.mark.parametrize("status", [0, 1])
+def test_a_server_that_exits_every_second_is_revived_without_refusals(
+        xprocess, port, tmp_path, build_dir, status):
+    server = make_server("blocking", port, tmp_path, build_dir)
+    served = Served(xprocess, "revive", server.command, options=["--revive"],
+                    env={"HT_EXIT_AFTER": "1", "HT_EXIT_STATUS": str(status)}).start()
+    result = run_load(port, clients=4, duration=6.0)
+    assert result.failed == 0, result.summary()
+    revived = re.findall(r"--revive: generation (\d+) \(pid \d+\) exited with status (\d+) "
+                         r"after [\d.]+ s; starting generation \d+ in ([\d.]+) s", served.log())
+    assert len(revived) >= 3, served.log()
+    assert {int(s) for _, s, _ in revived} == {status}
+    delays = [float(d) for _, _, d in revived]
+    assert delays[:4] == [0.1, 0.2, 0.4, 0.8][:len(delays[:4])], "a fast exit doubles the delay"
+    assert len(result.bodies_seen) >= 3, "each revived copy served"
+
+
+def test_the_program_dies_with_its_supervisor_even_on_sigkill(xprocess, port, tmp_path, build_dir):
+    server = make_server("threaded", port, tmp_path, build_dir)
+    served = Served(xprocess, "revive-kill", server.command, options=["--revive"]).start()
+    supervisor = served.leader
+    program = int(re.search(r"huptime\[(\d+)\]: generation 1 serving", served.log()).group(1))
+    assert program != supervisor and is_alive(program)
+    served.leader = program
+    served.restart()  # a fork-mode generation, re-parented to the supervisor
+    os.kill(supervisor, signal.SIGKILL)
+    served.wait_log("the supervisor is gone: stopping generation 2", 20)
+    deadline = time.monotonic() + 20
+    while live_descendants():
+        assert time.monotonic() < deadline, f"still running: {live_descendants()}"
+        time.sleep(0.05)
+
+
+def test_stop_ends_supervisor_and_program(xprocess, port, tmp_path, build_dir):
+    server = make_server("threaded", port, tmp_path, build_dir)
+    served = Served(xprocess, "revive-stop", server.command, options=["--revive"]).start()
+    done = subprocess.run([*HUPTIME, "--stop", "--", *server.command], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not is_alive(served.leader)
+    assert live_descendants() == []
+    assert "--revive: generation" not in served.log(), "a stopped program is not revived"
