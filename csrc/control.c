@@ -70,20 +70,15 @@ void control_event(int number, const char *fmt, ...)
                      ts.tv_nsec / 1000000, number, (int)getpid());
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    size_t len = log_vformat(line, sizeof line, (size_t)n, fmt, ap);
     va_end(ap);
-    if (m < 0)
-        m = 0;
-    if ((size_t)(n + m) > sizeof line - 2)
-        m = (int)(sizeof line - 2) - n;
-    for (int i = n; i < n + m; i++)
+    for (size_t i = (size_t)n; i + 1 < len; i++)
         if (line[i] == '\n')
             line[i] = ' ';
-    line[n + m] = '\n';
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return;
-    ssize_t w = write(fd, line, (size_t)(n + m + 1)); /* one write: lines never mix */
+    ssize_t w = write(fd, line, len); /* one write: lines never mix */
     (void)w;
     REAL(close)(fd);
 }

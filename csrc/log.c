@@ -8,18 +8,23 @@
 
 int log_debug_enabled;
 
+size_t log_vformat(char *line, size_t size, size_t used, const char *fmt, va_list ap)
+{
+    int m = vsnprintf(line + used, size - used - 1, fmt, ap);
+    if (m < 0)
+        m = 0;
+    if (used + (size_t)m > size - 2)
+        m = (int)(size - 2 - used);
+    line[used + (size_t)m] = '\n';
+    return used + (size_t)m + 1;
+}
+
 static void vlog(const char *fmt, va_list ap)
 {
     char line[512];
     int saved = errno;
     int n = snprintf(line, sizeof line, "huptime[%d]: ", (int)getpid());
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    if (m < 0)
-        m = 0;
-    if ((size_t)(n + m) > sizeof line - 2)
-        m = (int)(sizeof line - 2) - n;
-    line[n + m] = '\n';
-    ssize_t w = write(2, line, (size_t)(n + m + 1));
+    ssize_t w = write(2, line, log_vformat(line, sizeof line, (size_t)n, fmt, ap));
     (void)w;
     errno = saved;
 }

@@ -6,12 +6,19 @@
 #ifndef HUPTIME_LOG_H
 #define HUPTIME_LOG_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 extern int log_debug_enabled;
 
 /* Always printed: lifecycle events (restart started, ready, rolled back, drained). */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Printed only with HUPTIME_DEBUG=1. */
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Append fmt after the first `used` bytes of line, truncated to fit, and a
+ * newline; returns the line's whole length. Shared by every one-write line. */
+size_t log_vformat(char *line, size_t size, size_t used, const char *fmt, va_list ap);
 
 /* Log once per process for a given flag; returns without printing when *flag is set. */
 void log_once(int *flag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
