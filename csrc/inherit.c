@@ -1,6 +1,7 @@
 /* inherit.c - claim inherited listeners on bind(); close the unclaimed at readiness. */
 #define _GNU_SOURCE
 #include "inherit.h"
+#include "clock.h"
 #include "config.h"
 #include "generation.h"
 #include "log.h"
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 
 static int unclaimed_closed;
 
@@ -63,6 +65,22 @@ int inherit_unclaimed(void)
     for (int i = 0; i < cfg.n_inherited; i++)
         n += __atomic_load_n(&cfg.inherited[i], __ATOMIC_RELAXED) >= 0;
     return n;
+}
+
+#define CLAIM_GRACE_MS 2000
+
+void inherit_settle(void)
+{
+    long deadline = now_ms() + CLAIM_GRACE_MS;
+    while (inherit_unclaimed() > 0 && now_ms() < deadline) {
+        struct timespec tick = { 0, 5 * 1000000 };
+        nanosleep(&tick, NULL);
+    }
+    int left = inherit_unclaimed();
+    if (left > 0)
+        log_info("generation %d: %d inherited listener%s not bound by the program within "
+                 "%d ms; closing %s", gen->number, left, left == 1 ? "" : "s", CLAIM_GRACE_MS,
+                 left == 1 ? "it" : "them");
 }
 
 int inherit_protects_path(int dirfd, const char *path)

@@ -24,6 +24,11 @@ int inherit_protects_path(int dirfd, const char *path);
 /* How many inherited listeners are not claimed yet. */
 int inherit_unclaimed(void);
 
+/* The leader, once the generation waits for clients: a program with several
+ * listeners may serve the first before it binds the others, so wait until every
+ * inherited listener is claimed, at most 2 s (one its new configuration dropped). */
+void inherit_settle(void);
+
 /* Close the inherited listeners not claimed, once the generation is ready. */
 void inherit_close_unclaimed(void);
 

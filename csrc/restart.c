@@ -129,6 +129,16 @@ static int take_signals(void)
     return n;
 }
 
+/* SIGTERM to this process, SIGKILL 5 s later if it is still here. */
+static void end_self(void)
+{
+    kill(getpid(), SIGTERM);
+    struct timespec five = { 5, 0 };
+    nanosleep(&five, NULL);
+    log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
+    kill(getpid(), SIGKILL);
+}
+
 /* Wait for a restart signal; stop the generation if the supervisor is gone. */
 static void wait_signal(void)
 {
@@ -137,11 +147,7 @@ static void wait_signal(void)
         ;
     if (p[1].fd >= 0 && p[1].revents && supervised_gone()) {
         log_info("the supervisor is gone: stopping generation %d (SIGTERM)", gen->number);
-        kill(getpid(), SIGTERM);
-        struct timespec five = { 5, 0 };
-        nanosleep(&five, NULL);
-        log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
-        kill(getpid(), SIGKILL);
+        end_self();
     }
 }
 
@@ -178,11 +184,7 @@ static void retire(pid_t successor)
                  "(%ld ms); sending SIGTERM", gen->number, gen->conns,
                  gen->conns == 1 ? "" : "s", cfg.drain_timeout_ms);
         spawn_end_children(successor, 5000);
-        kill(getpid(), SIGTERM);
-        struct timespec five = { 5, 0 };
-        nanosleep(&five, NULL);
-        log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
-        kill(getpid(), SIGKILL);
+        end_self();
     }
     /* No new children from here on: a master would respawn the workers we end. */
     __atomic_store_n(&gen->state, GEN_RETIRED, __ATOMIC_SEQ_CST);
@@ -364,30 +366,11 @@ static void restart_exec(void)
     _exit(127);
 }
 
-/* A program with several listeners may wait for clients on the first before it
- * binds the others: it is ready once it has claimed every inherited listener, or
- * CLAIM_GRACE_MS after it first waited (a listener its new configuration dropped). */
-#define CLAIM_GRACE_MS 2000
-
-static void settle_claims(void)
-{
-    long deadline = now_ms() + CLAIM_GRACE_MS;
-    while (inherit_unclaimed() > 0 && now_ms() < deadline) {
-        struct timespec tick = { 0, 5 * 1000000 };
-        nanosleep(&tick, NULL);
-    }
-    int left = inherit_unclaimed();
-    if (left > 0)
-        log_info("generation %d: %d inherited listener%s not bound by the program within "
-                 "%d ms; closing %s", gen->number, left, left == 1 ? "" : "s", CLAIM_GRACE_MS,
-                 left == 1 ? "it" : "them");
-}
-
 static void *manager(void *arg)
 {
     (void)arg;
     gen_wait_waiting();
-    settle_claims();
+    inherit_settle();
     gen_set_ready();
     inherit_close_unclaimed();
     if (cfg.ready_fd >= 0) {
