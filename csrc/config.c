@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct config cfg = { .ready_fd = -1, .supervisor_fd = -1, .supervisor_env_fd = -1 };
+struct config cfg = { .ready_fd = -1, .supervisor_fd = -1, .supervisor_env_fd = -1, .slot = -1 };
 
 static char **copy_strv(char **v)
 {
@@ -190,6 +190,12 @@ int config_load(int argc, char **argv, char **envp)
         cfg.supervisor_fd = cfg.supervisor_env_fd = (int)v;
     else if (s)
         log_info("ignoring HUPTIME_SUPERVISOR_FD=%.20s: not a descriptor above stderr", s);
+
+    s = huptime_env_get(envp, "HUPTIME_SLOT");
+    if (s && huptime_parse_uint(s, 4096, &v) == 0)
+        cfg.slot = (int)v;
+    else if (s)
+        log_info("ignoring HUPTIME_SLOT=%.20s: not a copy number", s);
 
     s = huptime_env_get(envp, "HUPTIME_CONTROL");
     if (s && s[0] == '/' && strlen(s) < PATH_MAX - 32)

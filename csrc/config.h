@@ -24,6 +24,7 @@ struct config {
     int ready_fd;             /* fork mode, new generation: readiness pipe, or -1 */
     int supervisor_fd;        /* link to a supervisor (--revive), or -1 (supervised.h) */
     int supervisor_env_fd;    /* its number in the environment every generation gets */
+    int slot;                 /* --multi: which copy of the pool this lineage is, or -1 */
     int inherited[HANDOFF_MAX_FDS];
     int n_inherited;
     char **argv;              /* copies, NULL-terminated */

@@ -24,7 +24,8 @@ static int page_path(int number, char *buf, size_t size)
 {
     if (!cfg.control)
         return -1;
-    int n = snprintf(buf, size, "%s/gen-%d", cfg.control, number);
+    int n = cfg.slot >= 0 ? snprintf(buf, size, "%s/gen-%d-%d", cfg.control, number, cfg.slot)
+                          : snprintf(buf, size, "%s/gen-%d", cfg.control, number);
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 

@@ -373,16 +373,18 @@ static void *manager(void *arg)
     inherit_settle();
     gen_set_ready();
     inherit_close_unclaimed();
-    if (cfg.ready_fd >= 0) {
-        ssize_t w = write(cfg.ready_fd, "R", 1);
-        (void)w;
-        reg_release(&cfg.ready_fd);
-    }
+    /* Reported before the old generation hears of it: once it has the 'R' it may
+     * exit at once, and its exit must not look like a crash to a supervisor. */
     log_info("generation %d serving", cfg.generation);
     supervised_report_serving();
     char listeners[sizeof gen->listeners];
     control_describe_listeners(listeners, sizeof listeners);
     control_event(gen->number, "serving %s", listeners);
+    if (cfg.ready_fd >= 0) {
+        ssize_t w = write(cfg.ready_fd, "R", 1);
+        (void)w;
+        reg_release(&cfg.ready_fd);
+    }
     for (;;) {
         wait_signal();
         if (take_signals() == 0)

@@ -49,7 +49,8 @@ void supervised_report_serving(void)
     int fds[HANDOFF_MAX_FDS];
     int n = reg_listeners(fds, HANDOFF_MAX_FDS);
     char text[64];
-    int len = snprintf(text, sizeof text, "serving %d %d", gen->number, (int)getpid());
+    int len = snprintf(text, sizeof text, "serving %d %d %d", gen->number, (int)getpid(),
+                       cfg.slot);
     union {
         char buf[CMSG_SPACE(sizeof fds)];
         struct cmsghdr align;

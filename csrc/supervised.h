@@ -1,11 +1,12 @@
-/* supervised.h - the link to a huptime supervisor (--revive), when there is one.
+/* supervised.h - the link to a huptime supervisor (--revive, --multi), if any.
  *
  * The supervisor passes one end of a SOCK_SEQPACKET socketpair in
  * HUPTIME_SUPERVISOR_FD; every generation keeps it at that number. Once a
- * generation is ready its leader sends "serving N PID" with its listeners attached
- * (SCM_RIGHTS), so the supervisor can hold them while it starts the program again
- * after an exit. End of file on the link means the supervisor is gone: the
- * generation is stopped (SIGTERM, SIGKILL 5 s later). See docs/protocol.md.
+ * generation is ready its leader sends "serving N PID SLOT" (SLOT: HUPTIME_SLOT,
+ * or -1) with its listeners attached (SCM_RIGHTS), so the supervisor can hold them
+ * while it starts the program again after an exit, or starts more copies. End of
+ * file on the link means the supervisor is gone: the generation is stopped
+ * (SIGTERM, SIGKILL 5 s later). See docs/protocol.md.
  */
 #ifndef HUPTIME_SUPERVISED_H
 #define HUPTIME_SUPERVISED_H

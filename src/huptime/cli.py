@@ -20,6 +20,7 @@ Examples:
   huptime --unlink /run/app.pid ./app --pidfile /run/app.pid
   huptime --wait --drain-timeout 600 ./job-server   # old jobs run to the end
   huptime --revive ./flaky-server                  # started again if it exits
+  huptime --multi 4 python3 -m http.server 8000    # 4 copies, one accept queue
   huptime --restart python3 -m http.server 8000    # waits: serving or rolled back
   huptime --status                                 # every instance you started
   huptime --status --json python3 -m http.server 8000
@@ -98,6 +99,10 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
               help="When the program exits on its own (crash or clean exit), start it again; "
                    "its listeners stay open meanwhile, so clients wait instead of being refused. "
                    "Delays double from 0.1 s to 30 s while it keeps exiting within 10 s.")
+@click.option("--multi", type=click.IntRange(1, 256), default=1, metavar="N",
+              help="Run N copies of the program on the same listening sockets (one accept "
+                   "queue). A copy that exits is replaced (as with --revive); a restart rolls "
+                   "all copies together.")
 @click.option("--debug", is_flag=True, help="PID-tagged debug lines from the shim on stderr.")
 @click.option("--restart", "do_restart", is_flag=True,
               help="Restart the running COMMAND and wait for the outcome: exit 0 once the new "
@@ -117,7 +122,7 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
 @click.pass_context
 def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number: int,
             ready_timeout: float, drain_timeout: float, wait: bool, unlink: tuple[str, ...],
-            revive: bool, debug: bool, do_restart: bool, do_status: bool, do_stop: bool,
+            revive: bool, multi: int, debug: bool, do_restart: bool, do_status: bool, do_stop: bool,
             timeout: float | None, as_json: bool, command: tuple[str, ...]) -> None:
     """Run COMMAND so that it can be restarted without losing a connection.
 
@@ -146,12 +151,13 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         unlink=unlink,
         wait=wait,
         revive=revive,
+        multi=multi,
     )
     launch(list(command), settings)
 
 
 START_OPTIONS = ("exec_mode", "fork_mode", "signal_number", "ready_timeout", "drain_timeout",
-                 "wait", "unlink", "revive", "debug")
+                 "wait", "unlink", "revive", "multi", "debug")
 
 
 def run_control(ctx: click.Context, actions: list[str], timeout: float | None, as_json: bool,

@@ -88,6 +88,7 @@ class Generation:
     connections: int
     listeners: list[str]
     started: float
+    page: Path
 
     def as_dict(self) -> dict:
         return {"generation": self.number, "pid": self.pid, "state": self.state,
@@ -179,7 +180,8 @@ def load(path: Path) -> Instance | None:
         if owned_pid(leader) and maps_file(leader, page_path):
             listeners = text.split(b"\0", 1)[0].decode(errors="replace").split()
             inst.generations.append(Generation(number, leader, STATES.get(state, "?"),
-                                               max(conns, 0), listeners, started_ms / 1000))
+                                               max(conns, 0), listeners, started_ms / 1000,
+                                               page_path))
     inst.generations.sort(key=lambda g: -g.number)
     return inst
 
@@ -267,16 +269,16 @@ def events_size(path: Path) -> int:
         return 0
 
 
-def open_verified(inst: Instance, gen: Generation) -> int:
-    """A pidfd for gen's leader, opened before the last check so a reused PID
-    can never be signalled."""
+def open_verified(pid: int, mapped: Path) -> int:
+    """A pidfd for pid, opened before the last check (this user's, maps `mapped`)
+    so a reused PID can never be signalled."""
     try:
-        pidfd = os.pidfd_open(gen.pid)
+        pidfd = os.pidfd_open(pid)
     except OSError:
-        raise ControlError(f"pid {gen.pid} exited") from None
-    if not (owned_pid(gen.pid) and maps_file(gen.pid, inst.path / f"gen-{gen.number}")):
+        raise ControlError(f"pid {pid} exited") from None
+    if not (owned_pid(pid) and maps_file(pid, mapped)):
         os.close(pidfd)
-        raise ControlError(f"pid {gen.pid} is no longer generation {gen.number}")
+        raise ControlError(f"pid {pid} is no longer part of this instance")
     return pidfd
 
 
@@ -286,17 +288,26 @@ def exited(pidfd: int, timeout: float) -> bool:
 
 def restart(inst: Instance, timeout: float | None) -> str:
     """Send the restart signal and wait for the outcome; returns a success line,
-    raises ControlError with the reason otherwise."""
+    raises ControlError with the reason otherwise. A --multi pool is signalled
+    through its supervisor and is done when every copy reports serving."""
     gen = inst.serving()
     if gen is None:
         raise ControlError("no serving generation (a restart is in progress)")
     record = inst.record
+    copies = int(record.get("copies", 1))
     if timeout is None:
         timeout = float(record.get("ready_timeout", 60)) + 5
         if record.get("mode") == "exec":
             timeout += float(record.get("drain_timeout", 300))
     offset = events_size(inst.path)
-    pidfd = open_verified(inst, gen)
+    if copies > 1:
+        keeper = supervisor(inst)
+        if keeper is None:
+            raise ControlError("the --multi supervisor is gone")
+        target, pidfd = keeper, open_verified(keeper, inst.path / RECORD)
+    else:
+        target, pidfd = gen.pid, open_verified(gen.pid, gen.page)
+    served: dict[int, int] = {}
     try:
         signals.pidfd_send_signal(pidfd, int(record.get("signal", signals.SIGHUP)))
         deadline = time.monotonic() + timeout
@@ -304,15 +315,22 @@ def restart(inst: Instance, timeout: float | None) -> str:
         while True:
             events, offset = read_events(inst.path, offset)
             for number, pid, word, rest in events:
-                if number <= gen.number:
+                if copies == 1 and number <= gen.number:
                     continue
                 if word == "serving":
-                    return f"generation {number} (pid {pid}) serving; generation {gen.number} retired"
+                    served[pid] = number
+                    if copies == 1:
+                        return (f"generation {number} (pid {pid}) serving; "
+                                f"generation {gen.number} retired")
+                    if len(served) >= copies:
+                        return (f"{copies} copies serving, generations "
+                                f"{', '.join(map(str, sorted(served.values())))}")
                 if word == "failed":
-                    raise ControlError(f"restart failed, generation {gen.number} "
-                                       f"(pid {gen.pid}) keeps serving: generation {number} {rest}")
+                    keeps = (f"generation {gen.number} (pid {gen.pid}) keeps serving"
+                             if copies == 1 else "that copy keeps its old generation")
+                    raise ControlError(f"restart failed, {keeps}: generation {number} {rest}")
             if gone:
-                raise ControlError(f"pid {gen.pid} exited during the restart and no new "
+                raise ControlError(f"pid {target} exited during the restart and no new "
                                    "generation reported serving")
             left = deadline - time.monotonic()
             if left <= 0:

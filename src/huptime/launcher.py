@@ -26,6 +26,7 @@ HANDOFF_VARS = (
     "HUPTIME_PENDING",
     "HUPTIME_IGNORED_SIGNALS",
     "HUPTIME_SUPERVISOR_FD",
+    "HUPTIME_SLOT",
 )
 
 
@@ -49,6 +50,7 @@ class Settings:
     unlink: tuple[str, ...] = ()  # absolute paths removed when a restart begins
     wait: bool = False            # an old generation waits for its own children
     revive: bool = False          # a supervisor starts the program again when it exits
+    multi: int = 1                # copies of the program on the same listeners
 
 
 def shim_path() -> Path:
@@ -114,7 +116,8 @@ def record_instance(command: list[str], program: str, settings: Settings,
         path = control.new_instance(command, os.path.abspath(program), {
             "mode": settings.mode, "signal": settings.signal,
             "ready_timeout": settings.ready_timeout, "drain_timeout": settings.drain_timeout,
-            **({"supervisor": os.getpid()} if settings.revive else {}),
+            **({"supervisor": os.getpid(), "copies": settings.multi}
+               if settings.revive or settings.multi > 1 else {}),
         }, os.getpid())
     except (control.ControlError, OSError) as exc:
         print(f"huptime: warning: no instance record ({exc}): --status, --restart and "
@@ -129,9 +132,9 @@ def launch(command: list[str], settings: Settings) -> None:
     program = resolve_command(command[0], os.environ.get("PATH"))
     env = build_env(dict(os.environ), settings, shim, os.getpid())
     record_instance(command, program, settings, env)
-    if settings.revive:
+    if settings.revive or settings.multi > 1:
         from huptime.supervisor import supervise
-        raise SystemExit(supervise(program, command, env, settings.signal))
+        raise SystemExit(supervise(program, command, env, settings.signal, settings.multi))
     # Python ignores these at start and exec keeps ignored signals: the program must not.
     for name in ("SIGPIPE", "SIGXFSZ"):
         signal.signal(getattr(signal, name), signal.SIG_DFL)

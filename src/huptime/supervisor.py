@@ -1,4 +1,5 @@
-"""--revive: stay as the program's parent, hold its listeners, start it again when it exits.
+"""--revive and --multi: stay as the program's parent, hold its listeners, start it
+again when it exits, run several copies on the same listeners.
 
 The supervisor starts the program with one end of a seqpacket socketpair in
 HUPTIME_SUPERVISOR_FD. Each generation's leader, once ready, sends "serving N PID"
@@ -6,7 +7,10 @@ with its listeners attached; the supervisor keeps those descriptors open, so whi
 no copy of the program runs, clients wait in the listeners' accept queues instead of
 being refused. When the serving leader exits on its own, a new copy starts with the
 held listeners (HUPTIME_FDS), after a delay that doubles (0.1 s to 30 s) while copies
-keep exiting within 10 s of their start. The supervisor is a child subreaper, so
+keep exiting within 10 s of their start. With --multi=N, N copies (HUPTIME_SLOT
+0..N-1) share the same listeners, hence one accept queue; copies 1.. start once copy 0
+reported its listeners, a copy that exits is replaced, and the restart signal goes to
+every copy, so the pool rolls together. The supervisor is a child subreaper, so
 fork-mode generations stay its descendants. SIGTERM/SIGINT stop the program and the
 supervisor; the restart signal is passed to the serving leader. If the supervisor
 dies, even by SIGKILL, every generation sees end of file on its link and stops.
@@ -14,6 +18,7 @@ dies, even by SIGKILL, every generation sees end of file on its link and stops.
 
 from __future__ import annotations
 
+import array
 import ctypes
 import mmap
 import os
@@ -22,11 +27,13 @@ import signal as signals
 import socket
 import sys
 import time
+from dataclasses import dataclass
 
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 10.0  # a copy that ran this long was not crash-looping
 PR_SET_CHILD_SUBREAPER = 36
+FD_SIZE = array.array("i").itemsize
 RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ")  # Python ignores these; the program must not
 
 
@@ -40,30 +47,42 @@ def describe_exit(status: int) -> str:
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
 
+@dataclass
+class Slot:
+    """One copy of the program: --multi runs several, --revive one."""
+
+    number: int | None          # HUPTIME_SLOT, None for a lone copy
+    leader: int = 0             # PID of its serving (or starting) leader
+    generation: int = 0
+    started: float = 0.0
+    delay: float = BACKOFF_FIRST
+    revive_at: float | None = None
+
+    def name(self) -> str:
+        return "--revive:" if self.number is None else f"--multi: copy {self.number},"
+
+
 class Supervisor:
     def __init__(self, program: str, command: list[str], env: dict[str, str],
-                 restart_signal: int) -> None:
+                 restart_signal: int, copies: int) -> None:
         self.program = program
         self.command = command
         self.env = env
         self.restart_signal = restart_signal
         self.listeners: list[int] = []
-        self.generation = 0
-        self.leader = 0
-        self.leader_started = 0.0
-        self.delay = BACKOFF_FIRST
-        self.revive_at: float | None = None
+        self.slots = [Slot(i if copies > 1 else None) for i in range(copies)]
         self.stopping = False
         self.status = 0
 
     # -- starting a copy -----------------------------------------------------
 
-    def start_copy(self) -> None:
-        self.generation += 1
-        env = dict(self.env, HUPTIME_GENERATION=str(self.generation))
+    def start_copy(self, slot: Slot, generation: int) -> None:
+        env = dict(self.env, HUPTIME_GENERATION=str(generation))
         env.pop("HUPTIME_FDS", None)
         if self.listeners:
             env["HUPTIME_FDS"] = ",".join(map(str, self.listeners))
+        if slot.number is not None:
+            env["HUPTIME_SLOT"] = str(slot.number)
         pid = os.fork()
         if pid == 0:  # the child: only exec from here
             try:
@@ -81,47 +100,77 @@ class Supervisor:
                     log(f"cannot start {self.command[0]}: {exc}")
                 finally:
                     os._exit(127)
-        self.leader = pid
-        self.leader_started = time.monotonic()
+        slot.leader = pid
+        slot.generation = generation
+        slot.started = time.monotonic()
+        slot.revive_at = None
+
+    def debug(self, message: str) -> None:
+        if self.env.get("HUPTIME_DEBUG") == "1":  # --debug
+            log(message)
+
+    def leaders(self) -> list[int]:
+        return [slot.leader for slot in self.slots if slot.leader]
 
     # -- events --------------------------------------------------------------
 
-    def on_report(self, link: socket.socket) -> None:
-        try:
-            message, fds, _flags, _addr = socket.recv_fds(link, 256, 64, socket.MSG_CMSG_CLOEXEC)
-        except OSError:
-            return
+    def on_reports(self, link: socket.socket) -> None:
+        """Every queued report."""
+        space = socket.CMSG_SPACE(64 * FD_SIZE)
+        while True:
+            try:  # not socket.recv_fds: Python 3.11's ignores its flags
+                message, ancillary, _flags, _addr = link.recvmsg(
+                    256, space, socket.MSG_CMSG_CLOEXEC | socket.MSG_DONTWAIT)
+            except OSError:
+                return
+            fds = array.array("i")
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:len(data) - len(data) % FD_SIZE])
+            self.on_report(message, list(fds))
+
+    def on_report(self, message: bytes, fds: list[int]) -> None:
         words = message.decode(errors="replace").split()
-        if len(words) == 3 and words[0] == "serving" and words[1].isdigit() and words[2].isdigit():
-            old = self.listeners
-            self.listeners = fds
-            for fd in old:
-                os.close(fd)
-            self.generation = max(self.generation, int(words[1]))
-            if int(words[2]) != self.leader:
-                self.leader = int(words[2])
-                self.leader_started = time.monotonic()
-        else:
+        numbers = [int(w) for w in words[1:] if w.lstrip("-").isdigit()]
+        if len(words) != 4 or words[0] != "serving" or len(numbers) != 3:
             for fd in fds:
                 os.close(fd)
+            return
+        generation, pid, number = numbers
+        self.debug(f"report: generation {generation} pid {pid} slot {number}, {len(fds)} listeners")
+        slot = next((s for s in self.slots if s.number == (None if number < 0 else number)), None)
+        old, self.listeners = self.listeners, fds
+        for fd in old:
+            os.close(fd)
+        if slot is not None and pid != slot.leader:
+            slot.leader, slot.generation, slot.started = pid, generation, time.monotonic()
+        # The other copies start once there are listeners to share.
+        for other in self.slots:
+            if not other.leader and other.revive_at is None and not self.stopping:
+                self.start_copy(other, generation)
 
     def on_exit(self, pid: int, status: int) -> None:
-        if pid != self.leader:
+        slot = next((s for s in self.slots if s.leader == pid), None)
+        self.debug(f"exit of pid {pid}; copies' leaders {self.leaders()}")
+        if slot is None:
             return  # a retired generation, or an orphaned worker
-        self.leader = 0
-        ran = time.monotonic() - self.leader_started
+        slot.leader = 0
+        ran = time.monotonic() - slot.started
         if self.stopping:
-            self.status = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 0
+            if os.WIFEXITED(status):
+                self.status = self.status or os.waitstatus_to_exitcode(status)
             return
-        self.delay = BACKOFF_FIRST if ran >= STABLE_AFTER else self.delay
-        log(f"--revive: generation {self.generation} (pid {pid}) {describe_exit(status)} after "
-            f"{ran:.1f} s; starting generation {self.generation + 1} in {self.delay:g} s"
+        slot.delay = BACKOFF_FIRST if ran >= STABLE_AFTER else slot.delay
+        log(f"{slot.name()} generation {slot.generation} (pid {pid}) {describe_exit(status)} "
+            f"after {ran:.1f} s; starting generation {slot.generation + 1} in {slot.delay:g} s"
             + ("" if self.listeners else " (no listener held yet: clients are refused meanwhile)"))
-        self.revive_at = time.monotonic() + self.delay
-        self.delay = min(self.delay * 2, BACKOFF_MAX)
+        slot.revive_at = time.monotonic() + slot.delay
+        slot.delay = min(slot.delay * 2, BACKOFF_MAX)
 
-    def reap(self) -> bool:
-        """Reap every exited child; False once there are none left."""
+    def reap(self, link: socket.socket) -> bool:
+        """Reap every exited child; False once there are none left. The reports
+        are read again before each exit is judged: a successor reports before its
+        predecessor learns it is ready, so its report is queued by now."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -129,14 +178,15 @@ class Supervisor:
                 return False
             if pid == 0:
                 return True
+            self.on_reports(link)
             self.on_exit(pid, status)
 
-    def stop(self, sig: int) -> None:
-        self.stopping = True
-        self.revive_at = None
-        if self.leader:
+    def send(self, sig: int, everyone: bool = False) -> None:
+        """Signal every copy's leader; with everyone, every child too (old
+        generations still draining, anything re-parented here)."""
+        for pid in sorted(set(self.leaders()) | (children() if everyone else set())):
             try:
-                os.kill(self.leader, sig)
+                os.kill(pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -147,27 +197,41 @@ class Supervisor:
         signals.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in (signals.SIGCHLD, signals.SIGTERM, signals.SIGINT, self.restart_signal):
             signals.signal(sig, lambda *_: None)
-        self.start_copy()
+        self.start_copy(self.slots[0], 1)
         while True:
-            timeout = None
-            if self.revive_at is not None:
-                timeout = max(0.0, self.revive_at - time.monotonic())
+            due = [s.revive_at for s in self.slots if s.revive_at is not None]
+            timeout = max(0.0, min(due) - time.monotonic()) if due else None
             ready, _, _ = select.select([link, wake_r], [], [], timeout)
-            if link in ready:
-                self.on_report(link)
+            self.on_reports(link)
             if wake_r in ready:
                 for sig in os.read(wake_r, 512):
                     if sig in (signals.SIGTERM, signals.SIGINT) and not self.stopping:
                         log(f"stopping on signal {sig}")
-                        self.stop(signals.SIGTERM)
-                    elif sig == self.restart_signal and self.leader and not self.stopping:
-                        os.kill(self.leader, self.restart_signal)
-            children = self.reap()
+                        self.stopping = True
+                        for slot in self.slots:
+                            slot.revive_at = None
+                        self.send(signals.SIGTERM, everyone=True)
+                    elif sig == self.restart_signal and not self.stopping:
+                        self.send(self.restart_signal)
+            children = self.reap(link)
             if self.stopping and not children:
                 return self.status
-            if self.revive_at is not None and time.monotonic() >= self.revive_at:
-                self.revive_at = None
-                self.start_copy()
+            for slot in self.slots:
+                if slot.revive_at is not None and time.monotonic() >= slot.revive_at:
+                    self.start_copy(slot, slot.generation + 1)
+
+
+def children() -> set[int]:
+    """This process's children, from /proc (they are not reaped yet, so their PIDs
+    cannot have been reused)."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                found.update(int(pid) for pid in f.read().split())
+    except OSError:
+        pass
+    return found
 
 
 def subreaper() -> None:
@@ -177,7 +241,8 @@ def subreaper() -> None:
             "generations started by restarts are not revived")
 
 
-def supervise(program: str, command: list[str], env: dict[str, str], restart_signal: int) -> int:
+def supervise(program: str, command: list[str], env: dict[str, str], restart_signal: int,
+              copies: int = 1) -> int:
     """Run the program under a supervisor until it is stopped; returns the exit status."""
     subreaper()
     record = pin_record(env.get("HUPTIME_CONTROL"))
@@ -185,7 +250,7 @@ def supervise(program: str, command: list[str], env: dict[str, str], restart_sig
     child_end.set_inheritable(True)
     env = dict(env, HUPTIME_SUPERVISOR_FD=str(child_end.fileno()))
     try:
-        return Supervisor(program, command, env, restart_signal).run(link)
+        return Supervisor(program, command, env, restart_signal, copies).run(link)
     finally:
         if record is not None:
             record.close()

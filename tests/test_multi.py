@@ -1,0 +1,106 @@
+"""--multi=N: N copies of the program on the same listeners (one accept queue), kept at
+N by the supervisor, rolled together by a restart, gone with the supervisor."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+from harness import HUPTIME, Served
+from servers_under_test import make_server
+from support.load import LoadRunner, run_load
+from support.tree import is_alive, live_descendants
+
+COPIES = 4
+RESTARTS = 20
+
+
+def copies(command: list[str]) -> list[dict]:
+    done = subprocess.run([*HUPTIME, "--status", "--json", "--", *command], capture_output=True,
+                          text=True, timeout=30)
+    if done.returncode != 0:
+        return []
+    return [g for g in json.loads(done.stdout)[0]["generations"] if g["state"] == "serving"]
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout} s")
+        time.sleep(0.05)
+    return value
+
+
+def listening_sockets(port: int) -> int:
+    """How many distinct listening sockets the kernel has on 127.0.0.1:port."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and local.endswith(f":{port:04X}"):
+                count += 1
+    return count
+
+
+def start_pool(xprocess, name, port, tmp_path, build_dir):
+    server = make_server("threaded", port, tmp_path, build_dir)
+    served = Served(xprocess, name, server.command, options=["--multi", str(COPIES)]).start()
+    pool = wait_for(lambda: len(copies(server.command)) == COPIES and copies(server.command),
+                    what=f"{COPIES} copies serving")
+    return server, served, pool
+
+
+def test_a_pool_of_four_rolls_twenty_times_under_load(xprocess, port, tmp_path, build_dir):
+    server, served, pool = start_pool(xprocess, "multi", port, tmp_path, build_dir)
+    assert len({g["pid"] for g in pool}) == COPIES
+    assert listening_sockets(port) == 1, "one shared listener: one accept queue"
+    supervisor_fds = len(os.listdir(f"/proc/{served.leader}/fd"))
+    with LoadRunner(port, clients=8, duration=240.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        for n in range(2, RESTARTS + 2):
+            done = subprocess.run([*HUPTIME, "--restart", "--", *server.command],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert f"{COPIES} copies serving, generations " + ", ".join([str(n)] * COPIES) \
+                in done.stdout
+            before = load.snapshot().ok
+            load.wait_until(lambda r, b=before, n=n: r.saw(f"gen={n}") and r.ok >= b + 20)
+    result = load.result
+    assert result.failed == 0, result.summary()
+    last = {body for body in result.bodies_seen if body.endswith(f"gen={RESTARTS + 1}")}
+    assert len(last) >= 2, f"the last generation's copies share the queue: {last}"
+    assert listening_sockets(port) == 1
+    assert "--multi: copy" not in served.log(), "a restart is not a crash"
+    assert len(os.listdir(f"/proc/{served.leader}/fd")) == supervisor_fds, \
+        "the supervisor holds one set of listeners, not one per report"
+    pool = copies(server.command)
+    assert len(pool) == COPIES and {g["generation"] for g in pool} == {RESTARTS + 1}
+
+
+def test_a_copy_that_dies_is_replaced(xprocess, port, tmp_path, build_dir):
+    server, served, pool = start_pool(xprocess, "multi-replace", port, tmp_path, build_dir)
+    victim = pool[-1]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    served.wait_log(rf"--multi: copy \d+, generation 1 \(pid {victim}\) was killed by signal 9 "
+                    r"after [\d.]+ s; starting generation 2 in 0.1 s")
+    pool = wait_for(lambda: (p := copies(server.command)) and len(p) == COPIES and
+                    victim not in {g["pid"] for g in p} and p, what="the replacement")
+    assert sorted(g["generation"] for g in pool) == [1, 1, 1, 2]
+    result = run_load(port, clients=8, duration=1.0)
+    assert result.failed == 0 and result.ok > 0, result.summary()
+    assert listening_sockets(port) == 1
+
+
+def test_the_pool_dies_with_its_supervisor(xprocess, port, tmp_path, build_dir):
+    server, served, pool = start_pool(xprocess, "multi-kill", port, tmp_path, build_dir)
+    os.kill(served.leader, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while any(is_alive(g["pid"]) for g in pool) or live_descendants():
+        assert time.monotonic() < deadline, f"still running: {live_descendants()}"
+        time.sleep(0.05)
+    assert len(re.findall("the supervisor is gone", served.log())) == COPIES
