@@ -7,6 +7,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <string.h>
@@ -83,7 +84,8 @@ int gen_mark_waiting(void)
 {
     if (!gen || __atomic_exchange_n(&gen->waiting, 1, __ATOMIC_SEQ_CST))
         return 0;
-    futex(&gen->waiting, FUTEX_WAKE, 1, NULL);
+    /* Everyone: a daemonizing parent's thread may wait here beside its child's. */
+    futex(&gen->waiting, FUTEX_WAKE, INT_MAX, NULL);
     return 1;
 }
 

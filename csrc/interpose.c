@@ -305,6 +305,18 @@ HUPTIME_API pid_t fork(void)
     return REAL(fork)();
 }
 
+/* A daemon's child: it may take over from the leader that forked it. */
+HUPTIME_API pid_t setsid(void)
+{
+    pid_t r = REAL(setsid)();
+    if (r >= 0 && ACTIVE && !shim_in_vfork_child()) {
+        int saved = errno;
+        restart_daemon_child();
+        errno = saved;
+    }
+    return r;
+}
+
 /* ---- signals ---- */
 
 HUPTIME_API sighandler_t signal(int sig, sighandler_t handler)

@@ -32,4 +32,5 @@ void real_init(void)
     RESOLVE(sigaction);
     RESOLVE(unlink);
     RESOLVE(unlinkat);
+    RESOLVE(setsid);
 }

@@ -39,6 +39,7 @@ struct real_libc {
     int (*sigaction)(int, const struct sigaction *, struct sigaction *);
     int (*unlink)(const char *);
     int (*unlinkat)(int, const char *, int);
+    pid_t (*setsid)(void);
 };
 
 extern struct real_libc real;

@@ -36,6 +36,8 @@ static volatile unsigned signals_seen;
 static int sig_rd = -1, sig_wr = -1;
 static int manager_running;
 static struct sigaction program_action;   /* what the program believes is installed */
+static int forked_by;   /* in a forked child: the PID of the process that forked it */
+static int has_forked;  /* this process forked since it started */
 
 static void on_restart_signal(int sig)
 {
@@ -52,6 +54,32 @@ static void on_restart_signal(int sig)
 unsigned restart_signals_seen(void) { return signals_seen; }
 
 int restart_is_leader(void) { return is_leader; }
+
+int restart_may_hand_over(void)
+{
+    return has_forked && !__atomic_load_n(&gen->ready, __ATOMIC_SEQ_CST);
+}
+
+void restart_daemon_child(void)
+{
+    int parent = forked_by;
+    if (is_leader || !parent || gen_retired() ||
+        !__atomic_compare_exchange_n(&gen->leader, &parent, (int)getpid(), 0,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        return;
+    is_leader = 1;
+    if (cfg.ready_fd >= 0) {
+        char msg[1 + sizeof(int)] = { 'D' };
+        int pid = (int)getpid();
+        memcpy(msg + 1, &pid, sizeof pid);
+        ssize_t w = write(cfg.ready_fd, msg, sizeof msg);
+        (void)w;
+    }
+    log_info("generation %d: pid %d took over as leader from its parent (setsid)",
+             gen->number, (int)getpid());
+    if (reg_listeners((int[1]){ 0 }, 1) > 0)
+        restart_manager_start();
+}
 
 int restart_program_sigaction(const struct sigaction *act, struct sigaction *old)
 {
@@ -75,16 +103,26 @@ sighandler_t restart_program_signal(sighandler_t handler)
     return old.sa_handler;
 }
 
-static void fork_prepare(void) { reg_lock(); }
-static void fork_parent(void) { reg_unlock(); }
+static void fork_prepare(void)
+{
+    forked_by = (int)getpid(); /* set in the parent, so exact even if it exits at once */
+    reg_lock();
+}
+static void fork_parent(void)
+{
+    has_forked = 1;
+    reg_unlock();
+}
 static void fork_child(void)
 {
     reg_reset_lock();
     shim_pid = getpid();
     is_leader = 0;
     manager_running = 0;
+    /* Kept, in case this child becomes the leader (restart_daemon_child); never
+     * passed to what it execs. */
     if (cfg.ready_fd >= 0)
-        reg_release(&cfg.ready_fd); /* only the leader reports readiness */
+        REAL(fcntl64)(cfg.ready_fd, F_SETFD, FD_CLOEXEC);
     gen_conn_add(reg_count_conns()); /* the child holds these connections too */
 }
 
@@ -198,39 +236,88 @@ static void retire(pid_t successor)
 
 enum outcome { READY, FAILED };
 
-/* Wait for the new generation's readiness byte, its exit, or the timeout. */
-static enum outcome await_ready(int ready_rd, int pidfd, char *why, size_t size)
+/* The new generation as the old leader sees it: the process it started and,
+ * once a daemonizing program's child took over (setsid), that child. */
+struct successor {
+    pid_t pid;
+    int pidfd;
+    pid_t daemon;
+    int daemon_fd;
+};
+
+static void exit_reason(const siginfo_t *si, char *why, size_t size)
+{
+    if (si->si_code == CLD_EXITED)
+        snprintf(why, size, "exited with status %d before it was ready", si->si_status);
+    else
+        snprintf(why, size, "was killed by signal %d before it was ready", si->si_status);
+}
+
+/* Wait for the new generation's readiness byte, its exit, or the timeout. The
+ * pipe also carries 'D' + PID: the started process daemonized and that child
+ * leads now. The started process exiting with status 0 is therefore not a
+ * failure by itself: the generation fails when nothing holds the pipe any more
+ * (end of file), its daemon exits, or the timeout passes. */
+static enum outcome await_ready(int ready_rd, struct successor *s, char *why, size_t size)
 {
     long deadline = now_ms() + cfg.ready_timeout_ms;
-    struct pollfd p[2] = { { ready_rd, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
+    int parent_gone = 0;
     for (;;) {
         long left = deadline - now_ms();
         if (left <= 0) {
             snprintf(why, size, "was not ready within %ld ms", cfg.ready_timeout_ms);
             return FAILED;
         }
-        int r = REAL(poll)(p, 2, (int)left);
+        struct pollfd p[3] = { { ready_rd, POLLIN, 0 }, { parent_gone ? -1 : s->pidfd, POLLIN, 0 },
+                               { s->daemon_fd, POLLIN, 0 } };
+        int r = REAL(poll)(p, 3, (int)left);
         if (r < 0 && errno == EINTR)
             continue;
         if (p[0].revents) {
             char c = 0;
-            if (read(ready_rd, &c, 1) == 1 && c == 'R')
+            int pid = 0;
+            ssize_t got = read(ready_rd, &c, 1);
+            if (got == 1 && c == 'R')
                 return READY;
+            if (got == 1 && c == 'D' && read(ready_rd, &pid, sizeof pid) == sizeof pid &&
+                s->daemon_fd < 0) {
+                s->daemon = pid;
+                s->daemon_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+                if (s->daemon_fd >= 0)
+                    reg_adopt(&s->daemon_fd, FD_INTERNAL);
+            }
+            if (got == 1)
+                continue;
+            /* End of file: every process that could report readiness is gone. */
+            if (s->daemon) {
+                snprintf(why, size, "lost its daemon process (pid %d) before it was ready",
+                         (int)s->daemon);
+                return FAILED;
+            }
+            if (parent_gone) {
+                snprintf(why, size, "exited with status 0 before it was ready");
+                return FAILED;
+            }
+            REAL(poll)(&p[1], 1, 1000); /* let the exit become visible */
+            p[1].revents = POLLIN;
         }
-        if (p[0].revents || p[1].revents) {
+        if (p[2].revents) {
+            snprintf(why, size, "lost its daemon process (pid %d) before it was ready",
+                     (int)s->daemon);
+            return FAILED;
+        }
+        if (p[1].revents) {
             siginfo_t si;
             memset(&si, 0, sizeof si);
-            /* Give the exit a moment to become visible after the pipe closed. */
-            if (!p[1].revents)
-                REAL(poll)(&p[1], 1, 1000);
-            if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid) {
-                if (si.si_code == CLD_EXITED)
-                    snprintf(why, size, "exited with status %d before it was ready", si.si_status);
-                else
-                    snprintf(why, size, "was killed by signal %d before it was ready", si.si_status);
-            } else {
+            if (waitid((idtype_t)P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) < 0 || !si.si_pid) {
                 snprintf(why, size, "closed its readiness pipe before it was ready");
+                return FAILED;
             }
+            if (si.si_code == CLD_EXITED && si.si_status == 0) {
+                parent_gone = 1; /* a daemonizing parent, or end of file will tell */
+                continue;
+            }
+            exit_reason(&si, why, size);
             return FAILED;
         }
     }
@@ -277,13 +364,17 @@ static void restart_fork(void)
     log_info("restart: generation %d starting as pid %d", next, (int)pid);
 
     char why[128];
-    enum outcome o = await_ready(ready[0], pidfd, why, sizeof why);
+    struct successor s = { pid, pidfd, 0, -1 };
+    enum outcome o = await_ready(ready[0], &s, why, sizeof why);
     reg_release(&ready[0]);
     if (o == FAILED) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        if (s.daemon_fd >= 0)
+            syscall(SYS_pidfd_send_signal, s.daemon_fd, SIGKILL, NULL, 0);
         siginfo_t si;
         waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED);
         reg_release(&pidfd);
+        reg_release(&s.daemon_fd);
         unlink_files(UNLINK_ROLLBACK);
         control_forget(next);
         control_event(next, "failed pid %d %s", (int)pid, why);
@@ -293,13 +384,17 @@ static void restart_fork(void)
     }
     unlink_files(UNLINK_COMMIT);
     control_event(gen->number, "stopping");
+    /* A daemonizing program's child is the new generation from here on. */
+    int lead_fd = s.daemon_fd >= 0 ? s.daemon_fd : pidfd;
+    pid_t lead = s.daemon_fd >= 0 ? s.daemon : pid;
     log_info("generation %d (pid %d) ready in %ld ms; generation %d stops accepting",
-             next, (int)pid, now_ms() - t0, gen->number);
+             next, (int)lead, now_ms() - t0, gen->number);
     if (take_signals() > 0) {
-        log_info("forwarding the restart signal that came during the restart to pid %d", (int)pid);
-        syscall(SYS_pidfd_send_signal, pidfd, cfg.signo, NULL, 0);
+        log_info("forwarding the restart signal that came during the restart to pid %d", (int)lead);
+        syscall(SYS_pidfd_send_signal, lead_fd, cfg.signo, NULL, 0);
     }
     reg_release(&pidfd);
+    reg_release(&s.daemon_fd);
     retire(pid);
 }
 
@@ -371,6 +466,8 @@ static void *manager(void *arg)
     (void)arg;
     gen_wait_waiting();
     inherit_settle();
+    if (__atomic_load_n(&gen->leader, __ATOMIC_SEQ_CST) != (int)getpid())
+        return NULL; /* a daemon child took over; its own thread reports */
     gen_set_ready();
     inherit_close_unclaimed();
     /* Reported before the old generation hears of it: once it has the 'R' it may

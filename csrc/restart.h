@@ -22,6 +22,15 @@ unsigned restart_signals_seen(void);
 /* 1 in the process that restarts its generation (not in its workers). */
 int restart_is_leader(void);
 
+/* 1 while a child this process forked may still take over as leader: it forked
+ * and the generation is not ready yet (a daemonizing parent on its way out). */
+int restart_may_hand_over(void);
+
+/* setsid() in a child of the leader: a daemonizing program whose parent is
+ * about to exit. The child becomes the generation's leader (and, in a new
+ * generation, tells the old one its PID through the readiness pipe). */
+void restart_daemon_child(void);
+
 /* The program's view of the restart signal's disposition. */
 int restart_program_sigaction(const struct sigaction *act, struct sigaction *old);
 sighandler_t restart_program_signal(sighandler_t handler);

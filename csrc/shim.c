@@ -42,8 +42,10 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
 /* The program ends by itself (exit or return from main): the record says so. */
 __attribute__((destructor)) static void huptime_end(void)
 {
-    if (!cfg.active || !restart_is_leader() || shim_in_vfork_child())
-        return;
+    if (!cfg.active || !restart_is_leader() || shim_in_vfork_child() ||
+        __atomic_load_n(&gen->leader, __ATOMIC_SEQ_CST) != (int)getpid() ||
+        restart_may_hand_over())
+        return; /* not the leader, or a daemonizing parent: its child takes over */
     control_event(gen->number, "exited");
     control_forget(gen->number);
 }
