@@ -24,6 +24,23 @@ def test_help_teaches():
         assert text in done.stdout
 
 
+def test_every_option_has_a_help_example_and_a_readme_entry():
+    from pathlib import Path
+
+    import click
+
+    from huptime.cli import huptime
+
+    options = [p.opts[0] for p in huptime.params
+               if isinstance(p, click.Option) and p.opts[0] not in ("--version", "-h")]
+    examples = [line for line in run("--help").stdout.splitlines()
+                if line.strip().startswith("huptime ")]
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for option in options:
+        assert any(option in line for line in examples), f"no example of {option} in --help"
+        assert f"`{option}" in readme, f"README does not describe {option}"
+
+
 def test_version():
     done = run("--version")
     assert done.returncode == 0 and done.stdout.startswith("huptime, version ")

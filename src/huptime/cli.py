@@ -16,6 +16,7 @@ Examples:
   huptime python3 -m http.server 8000
   kill -HUP <pid>                  # restart: new generation, no lost client
   huptime --exec nginx -g 'daemon off;'
+  huptime --fork --debug ./server 8080             # the shim's decisions on stderr
   huptime --signal USR2 --ready-timeout 10 ./server --port 8080
   huptime --unlink /run/app.pid ./app --pidfile /run/app.pid
   huptime --wait --drain-timeout 600 ./job-server   # old jobs run to the end
