@@ -42,13 +42,19 @@ static int setting_ms(char **envp, const char *name, long dflt, long *out)
     return 0;
 }
 
-static int is_listening_socket(int fd)
+/* A listening stream socket, or a datagram socket (the old generation only
+ * hands over bound ones). */
+static int is_handed_over_socket(int fd)
 {
     struct stat st;
-    int on = 0;
+    int on = 0, type = 0;
     socklen_t len = sizeof on;
-    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-           getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+    if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on)
+        return 1;
+    len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
 }
 
 static void load_handoff(char **envp)
@@ -68,7 +74,7 @@ static void load_handoff(char **envp)
         if (n < 0)
             log_info("ignoring HUPTIME_FDS=%.40s: not a list of descriptor numbers", s);
         for (int i = 0; i < n; i++) {
-            if (is_listening_socket(fds[i]))
+            if (is_handed_over_socket(fds[i]))
                 cfg.inherited[cfg.n_inherited++] = fds[i];
             else
                 log_info("ignoring inherited descriptor %d: not a listening socket", fds[i]);

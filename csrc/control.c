@@ -91,24 +91,27 @@ static int describe(int fd, char *out, size_t size)
     char host[INET6_ADDRSTRLEN];
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;
+    const char *udp = reg_kind(fd) == FD_DGRAM ? "udp:" : "";
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)&ss;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        return snprintf(out, size, "%s:%d", host, ntohs(in->sin_port));
+        return snprintf(out, size, "%s%s:%d", udp, host, ntohs(in->sin_port));
     }
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        return snprintf(out, size, "[%s]:%d", host, ntohs(in6->sin6_port));
+        return snprintf(out, size, "%s[%s]:%d", udp, host, ntohs(in6->sin6_port));
     }
+    const char *unix_kind = reg_kind(fd) == FD_DGRAM ? "unixgram:" : "unix:";
     if (ss.ss_family == AF_UNIX) {
         struct sockaddr_un *un = (struct sockaddr_un *)&ss;
         size_t plen = len > offsetof(struct sockaddr_un, sun_path)
                           ? len - offsetof(struct sockaddr_un, sun_path) : 0;
         if (plen > 0 && un->sun_path[0] == '\0') /* abstract: printable part only */
-            return snprintf(out, size, "unix:@%.*s", (int)strnlen(un->sun_path + 1, plen - 1),
-                            un->sun_path + 1);
-        return snprintf(out, size, "unix:%.*s", (int)strnlen(un->sun_path, plen), un->sun_path);
+            return snprintf(out, size, "%s@%.*s", unix_kind,
+                            (int)strnlen(un->sun_path + 1, plen - 1), un->sun_path + 1);
+        return snprintf(out, size, "%s%.*s", unix_kind, (int)strnlen(un->sun_path, plen),
+                        un->sun_path);
     }
     return -1;
 }
@@ -116,7 +119,7 @@ static int describe(int fd, char *out, size_t size)
 void control_describe_listeners(char *buf, size_t size)
 {
     int fds[HANDOFF_MAX_FDS];
-    int n = reg_listeners(fds, HANDOFF_MAX_FDS);
+    int n = reg_handed_over(fds, HANDOFF_MAX_FDS);
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; i < n; i++) {

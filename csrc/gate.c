@@ -12,6 +12,8 @@
 #include "restart.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -56,6 +58,110 @@ void gate_listening(int fd)
     if (!(fl & O_NONBLOCK))
         REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK);
     LOG_DEBUG("listener on descriptor %d%s", fd, fl & O_NONBLOCK ? " (non-blocking)" : "");
+    publish_listeners();
+    restart_manager_start();
+}
+
+void gate_bound(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int type = 0;
+    socklen_t tlen = sizeof type;
+    if (reg_kind(fd) != FD_NONE || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
+        type != SOCK_DGRAM || !addr || len < sizeof(sa_family_t))
+        return;
+    if (addr->sa_family == AF_INET) {
+        if (len < sizeof(struct sockaddr_in) || ((const struct sockaddr_in *)addr)->sin_port == 0)
+            return;
+    } else if (addr->sa_family == AF_INET6) {
+        if (len < sizeof(struct sockaddr_in6) || ((const struct sockaddr_in6 *)addr)->sin6_port == 0)
+            return;
+    } else if (addr->sa_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path)) {
+        return; /* other families, and autobound Unix sockets */
+    }
+    reg_set_kind(fd, FD_DGRAM);
+    LOG_DEBUG("datagram socket on descriptor %d", fd);
+    gate_socket_added();
+}
+
+/* A datagram is in flight from the moment a thread receives it until that
+ * thread waits again: it counts like a connection, so an old generation drains
+ * the datagrams it took before it exits. */
+static __thread int holding_datagram;
+
+void gate_dgram_done(void)
+{
+    if (holding_datagram) {
+        holding_datagram = 0;
+        gen_conn_add(-1);
+    }
+}
+
+void gate_dgram_forked(void)
+{
+    holding_datagram = 0; /* the parent's count covers it */
+}
+
+/* How long a blocking receive may wait (SO_RCVTIMEO), in ms; -1: forever. */
+static int receive_timeout_ms(int fd)
+{
+    struct timeval tv = { 0, 0 };
+    socklen_t len = sizeof tv;
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0 || (!tv.tv_sec && !tv.tv_usec))
+        return -1;
+    long ms = tv.tv_sec * 1000L + (tv.tv_usec + 999) / 1000;
+    return ms > 0x7fffffffL ? 0x7fffffff : (int)ms;
+}
+
+/* The accept protocol, for datagrams: count first, then look at the state, then
+ * take the datagram without sleeping in the kernel; a blocking receive waits in
+ * poll() beside the stop pipe. So no datagram is taken by a generation that is
+ * stopping, and none a generation took is lost when it exits. */
+ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx)
+{
+    gate_dgram_done();
+    gate_note_wait();
+    int fl = REAL(fcntl64)(fd, F_GETFL);
+    int blocking = !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
+    int timeout = blocking ? receive_timeout_ms(fd) : 0;
+    for (;;) {
+        if (blocking) {
+            struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
+            unsigned seen = restart_signals_seen();
+            int r = REAL(poll)(p, 2, timeout);
+            if (r < 0 && errno == EINTR && restart_signals_seen() == seen)
+                return -1; /* a signal of the program's: report it like recv() would */
+            if (r == 0) {
+                errno = EAGAIN; /* SO_RCVTIMEO passed */
+                return -1;
+            }
+        }
+        pthread_testcancel(); /* recv() is a cancellation point */
+        gen_conn_add(1);
+        if (gen_stopping()) {
+            gen_conn_add(-1);
+            if (!blocking) {
+                errno = EAGAIN;
+                return -1;
+            }
+            for (;;) /* no datagram will come to this generation again */
+                pause();
+        }
+        ssize_t r = call(fd, flags | MSG_DONTWAIT, ctx);
+        if (r >= 0) {
+            holding_datagram = 1; /* counted until this thread waits again */
+            return r;
+        }
+        int e = errno;
+        gen_conn_add(-1);
+        if ((e != EAGAIN && e != EWOULDBLOCK) || !blocking) {
+            errno = e;
+            return -1;
+        }
+    }
+}
+
+void gate_socket_added(void)
+{
     publish_listeners();
     restart_manager_start();
 }
@@ -177,8 +283,9 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask)
 {
     nfds_t i;
+    gate_dgram_done();
     for (i = 0; i < n; i++)
-        if (reg_kind(fds[i].fd) == FD_LISTENER)
+        if (reg_kind(fds[i].fd) == FD_LISTENER || reg_kind(fds[i].fd) == FD_DGRAM)
             break;
     if (i == n)
         return REAL(ppoll)(fds, n, timeout, mask);
@@ -223,7 +330,7 @@ int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, cons
 int gate_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     int r = REAL(epoll_ctl)(epfd, op, fd, ev);
-    if (r != 0 || reg_kind(fd) != FD_LISTENER)
+    if (r != 0 || (reg_kind(fd) != FD_LISTENER && reg_kind(fd) != FD_DGRAM))
         return r;
     if (op == EPOLL_CTL_ADD) {
         if (reg_kind(epfd) != FD_EPOLL) {
@@ -242,6 +349,7 @@ int gate_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 int gate_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask)
 {
+    gate_dgram_done();
     if (reg_kind(epfd) != FD_EPOLL)
         return REAL(epoll_pwait)(epfd, ev, max, timeout_ms, mask);
     gate_note_wait();

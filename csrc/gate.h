@@ -20,6 +20,24 @@ void gate_listening(int fd);
 /* A process of the generation waits for clients on a listener. */
 void gate_note_wait(void);
 
+/* bind() succeeded on fd: a datagram socket bound to a service address (not an
+ * ephemeral port, not autobound) is handed over at restarts like a listener. */
+void gate_bound(int fd, const struct sockaddr *addr, socklen_t len);
+
+/* A socket to hand over was added (a datagram socket bound or claimed): show it
+ * in the page and make sure the restart thread runs. */
+void gate_socket_added(void);
+
+/* In-flight datagrams (see gate.c): received on a handed-over datagram socket,
+ * done when the receiving thread waits again; a forked child holds none. */
+void gate_dgram_done(void);
+void gate_dgram_forked(void);
+
+/* recv()/recvfrom()/recvmsg() on a handed-over datagram socket: call(fd, flags,
+ * ctx) performs the real receive, always with MSG_DONTWAIT. */
+typedef ssize_t (*gate_recv_fn)(int fd, int flags, void *ctx);
+ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx);
+
 /* This process stops accepting: removes its listeners from its epoll sets and
  * puts a quiet socket in place of each. Idempotent. */
 void gate_local_stop(void);

@@ -3,6 +3,7 @@
 #include "inherit.h"
 #include "clock.h"
 #include "config.h"
+#include "gate.h"
 #include "generation.h"
 #include "log.h"
 #include "real.h"
@@ -49,11 +50,21 @@ int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
             return 0;
         if (REAL(dup3)(old, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
             return 0;
+        reg_release(&cfg.inherited[i]);
+        LOG_DEBUG("claimed inherited socket %d as descriptor %d", old, fd);
+        if (sock_int(fd, SO_TYPE) == SOCK_DGRAM) {
+            /* No accept to emulate: the program's blocking choice is applied to
+             * the socket itself, and there is no listen() to come. */
+            int have = REAL(fcntl64)(fd, F_GETFL);
+            if (have >= 0)
+                REAL(fcntl64)(fd, F_SETFL, (have & ~O_NONBLOCK) | (flflags & O_NONBLOCK));
+            reg_set_kind(fd, FD_DGRAM);
+            gate_socket_added();
+            return 1;
+        }
         /* The shared socket stays non-blocking underneath; the program's own
          * choice is what it set on the socket it created. */
         reg_listener_add(fd, (flflags & O_NONBLOCK) != 0);
-        reg_release(&cfg.inherited[i]);
-        LOG_DEBUG("claimed inherited listener %d as descriptor %d", old, fd);
         return 1;
     }
     return 0;

@@ -39,7 +39,53 @@ HUPTIME_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
     if (ACTIVE && cfg.n_inherited && inherit_claim(fd, addr, len))
         return 0;
-    return REAL(bind)(fd, addr, len);
+    int r = REAL(bind)(fd, addr, len);
+    if (r == 0 && ACTIVE && !shim_in_vfork_child()) {
+        int saved = errno;
+        gate_bound(fd, addr, len);
+        errno = saved;
+    }
+    return r;
+}
+
+/* Receiving on a handed-over datagram socket goes through the gate (gate.c). */
+#define DGRAM(fd) (ACTIVE && reg_kind(fd) == FD_DGRAM)
+
+struct recvfrom_args { void *buf; size_t n; struct sockaddr *addr; socklen_t *len; };
+
+static ssize_t call_recvfrom(int fd, int flags, void *ctx)
+{
+    struct recvfrom_args *a = ctx;
+    return REAL(recvfrom)(fd, a->buf, a->n, flags, a->addr, a->len);
+}
+
+static ssize_t call_recvmsg(int fd, int flags, void *ctx)
+{
+    return REAL(recvmsg)(fd, ctx, flags);
+}
+
+HUPTIME_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                             socklen_t *len)
+{
+    if (!DGRAM(fd))
+        return REAL(recvfrom)(fd, buf, n, flags, addr, len);
+    struct recvfrom_args a = { buf, n, addr, len };
+    return gate_dgram_recv(fd, flags, call_recvfrom, &a);
+}
+
+HUPTIME_API ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    if (!DGRAM(fd))
+        return REAL(recv)(fd, buf, n, flags);
+    struct recvfrom_args a = { buf, n, NULL, NULL };
+    return gate_dgram_recv(fd, flags, call_recvfrom, &a);
+}
+
+HUPTIME_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    if (!DGRAM(fd))
+        return REAL(recvmsg)(fd, msg, flags);
+    return gate_dgram_recv(fd, flags, call_recvmsg, msg);
 }
 
 HUPTIME_API int unlink(const char *path)

@@ -33,4 +33,7 @@ void real_init(void)
     RESOLVE(unlink);
     RESOLVE(unlinkat);
     RESOLVE(setsid);
+    RESOLVE(recvfrom);
+    RESOLVE(recv);
+    RESOLVE(recvmsg);
 }

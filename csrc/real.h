@@ -40,6 +40,9 @@ struct real_libc {
     int (*unlink)(const char *);
     int (*unlinkat)(int, const char *, int);
     pid_t (*setsid)(void);
+    ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    ssize_t (*recv)(int, void *, size_t, int);
+    ssize_t (*recvmsg)(int, struct msghdr *, int);
 };
 
 extern struct real_libc real;

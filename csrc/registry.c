@@ -71,6 +71,15 @@ int reg_listeners(int *out, int max)
     return n;
 }
 
+int reg_handed_over(int *out, int max)
+{
+    int n = 0, hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    for (int fd = 0; fd < hw && n < max; fd++)
+        if (reg_kind(fd) == FD_LISTENER || reg_kind(fd) == FD_DGRAM)
+            out[n++] = fd;
+    return n;
+}
+
 void reg_conn_opened(int fd)
 {
     if (!tracked(fd))
@@ -159,6 +168,7 @@ static void forget(int fd)
         reg_set_kind(fd, FD_NONE);
         break;
     case FD_LISTENER:
+    case FD_DGRAM:
         reg_lock();
         for (int i = 0; i < n_epoll_regs;)
             if (epoll_regs[i].fd == fd)
@@ -202,6 +212,9 @@ void reg_duped(int oldfd, int newfd)
     case FD_STOPPED:
         reg_listener_add(newfd, reg_program_nonblock(oldfd));
         reg_set_kind(newfd, reg_kind(oldfd));
+        break;
+    case FD_DGRAM:
+        reg_set_kind(newfd, FD_DGRAM);
         break;
     default:
         break;

@@ -18,6 +18,7 @@ enum fd_kind {
     FD_INHERITED,  /* handed over by the old generation, not claimed yet */
     FD_INTERNAL,   /* the shim's own: never closed or reused behind its back */
     FD_EPOLL,      /* an epoll set that watches a listener */
+    FD_DGRAM,      /* a bound datagram socket (UDP, Unix datagram): handed over too */
 };
 
 int reg_kind(int fd);
@@ -29,6 +30,7 @@ void reg_listener_add(int fd, int program_nonblock);
 int reg_program_nonblock(int fd);
 void reg_set_program_nonblock(int fd, int on);
 int reg_listeners(int *out, int max);    /* the FD_LISTENER descriptors */
+int reg_handed_over(int *out, int max);  /* FD_LISTENER and FD_DGRAM: what a restart passes */
 
 /* Connections: each tracked descriptor counts once in the generation's total. */
 void reg_conn_opened(int fd);

@@ -77,7 +77,7 @@ void restart_daemon_child(void)
     }
     log_info("generation %d: pid %d took over as leader from its parent (setsid)",
              gen->number, (int)getpid());
-    if (reg_listeners((int[1]){ 0 }, 1) > 0)
+    if (reg_handed_over((int[1]){ 0 }, 1) > 0)
         restart_manager_start();
 }
 
@@ -124,6 +124,7 @@ static void fork_child(void)
     if (cfg.ready_fd >= 0)
         REAL(fcntl64)(cfg.ready_fd, F_SETFD, FD_CLOEXEC);
     gen_conn_add(reg_count_conns()); /* the child holds these connections too */
+    gate_dgram_forked();
 }
 
 int restart_init(void)
@@ -326,7 +327,7 @@ static enum outcome await_ready(int ready_rd, struct successor *s, char *why, si
 static void restart_fork(void)
 {
     int fds[HANDOFF_MAX_FDS], ready[2];
-    int n = reg_listeners(fds, HANDOFF_MAX_FDS);
+    int n = reg_handed_over(fds, HANDOFF_MAX_FDS);
     int next = gen->number + 1;
     if (n == 0) {
         log_info("restart signal ignored: no listening socket yet");
@@ -401,7 +402,7 @@ static void restart_fork(void)
 static void restart_exec(void)
 {
     int fds[HANDOFF_MAX_FDS], kept[HANDOFF_MAX_FDS];
-    int n = reg_listeners(fds, HANDOFF_MAX_FDS);
+    int n = reg_handed_over(fds, HANDOFF_MAX_FDS);
     if (n == 0) {
         log_info("restart signal ignored: no listening socket yet");
         control_event(gen->number + 1, "failed the program has no listening socket yet");

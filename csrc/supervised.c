@@ -47,7 +47,7 @@ void supervised_report_serving(void)
      * hold it (restarts pass it on explicitly). */
     REAL(fcntl64)(cfg.supervisor_fd, F_SETFD, FD_CLOEXEC);
     int fds[HANDOFF_MAX_FDS];
-    int n = reg_listeners(fds, HANDOFF_MAX_FDS);
+    int n = reg_handed_over(fds, HANDOFF_MAX_FDS);
     char text[64];
     int len = snprintf(text, sizeof text, "serving %d %d %d", gen->number, (int)getpid(),
                        cfg.slot);
