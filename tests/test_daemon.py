@@ -80,3 +80,26 @@ def test_a_broken_daemon_is_rolled_back_and_killed(xprocess, port, tmp_path):
         load.wait_until(lambda r: r.saw(f"gen={served.generation}"))
     assert load.result.failed == 0, load.result.summary()
     served.stop()
+
+
+def test_revive_follows_a_daemon_and_revives_it(xprocess, port, tmp_path):
+    """Under --revive the daemonizing parent's exit is not a crash; the daemon's is."""
+    import os
+    import signal
+
+    from support.load import run_load
+
+    pidfile = tmp_path / "daemon.pid"
+    served = Served(xprocess, "daemon-revive", [sys.executable, str(SERVER), str(port)],
+                    options=["--revive"], env={"HT_PIDFILE": str(pidfile)}).start()
+    first = daemon_pid(pidfile)
+    assert run_load(port, clients=4, duration=0.5).failed == 0
+    assert "--revive:" not in served.log(), "the daemonizing parent's exit is no crash"
+    os.kill(first, signal.SIGKILL)
+    served.wait_log(rf"--revive: generation 1 \(pid {first}\) was killed by signal 9")
+    second = daemon_pid(pidfile, not_this=first)
+    served.wait_log("generation 2 serving")
+    result = run_load(port, clients=4, duration=0.5)
+    assert result.failed == 0 and result.saw("gen=2"), result.summary()
+    assert served.log().count("--revive:") == 1
+    assert is_alive(second)

@@ -57,6 +57,9 @@ class Slot:
     started: float = 0.0
     delay: float = BACKOFF_FIRST
     revive_at: float | None = None
+    serving: bool = False               # its leader reported serving
+    await_until: float | None = None    # its leader exited 0 unready: a daemon's parent?
+    exited_pid: int = 0
 
     def name(self) -> str:
         return "--revive:" if self.number is None else f"--multi: copy {self.number},"
@@ -104,6 +107,7 @@ class Supervisor:
         slot.generation = generation
         slot.started = time.monotonic()
         slot.revive_at = None
+        slot.serving = False
 
     def debug(self, message: str) -> None:
         if self.env.get("HUPTIME_DEBUG") == "1":  # --debug
@@ -142,11 +146,14 @@ class Supervisor:
         old, self.listeners = self.listeners, fds
         for fd in old:
             os.close(fd)
-        if slot is not None and pid != slot.leader:
-            slot.leader, slot.generation, slot.started = pid, generation, time.monotonic()
+        if slot is not None:
+            if pid != slot.leader:
+                slot.leader, slot.generation, slot.started = pid, generation, time.monotonic()
+            slot.serving, slot.await_until = True, None
         # The other copies start once there are listeners to share.
         for other in self.slots:
-            if not other.leader and other.revive_at is None and not self.stopping:
+            if (not other.leader and other.revive_at is None and other.await_until is None
+                    and not self.stopping):
                 self.start_copy(other, generation)
 
     def on_exit(self, pid: int, status: int) -> None:
@@ -160,8 +167,19 @@ class Supervisor:
             if os.WIFEXITED(status):
                 self.status = self.status or os.waitstatus_to_exitcode(status)
             return
+        if not slot.serving and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            # A daemonizing parent exits 0 at once; its child takes over and reports.
+            wait = int(self.env.get("HUPTIME_READY_TIMEOUT_MS", "60000")) / 1000
+            slot.await_until, slot.exited_pid = time.monotonic() + wait, pid
+            self.debug(f"generation {slot.generation} (pid {pid}) exited with status 0 before "
+                       f"it was ready; waiting up to {wait:g} s for a daemonized child to report")
+            return
+        self.schedule_revive(slot, pid, describe_exit(status), ran)
+
+    def schedule_revive(self, slot: Slot, pid: int, how: str, ran: float) -> None:
+        slot.await_until = None
         slot.delay = BACKOFF_FIRST if ran >= STABLE_AFTER else slot.delay
-        log(f"{slot.name()} generation {slot.generation} (pid {pid}) {describe_exit(status)} "
+        log(f"{slot.name()} generation {slot.generation} (pid {pid}) {how} "
             f"after {ran:.1f} s; starting generation {slot.generation + 1} in {slot.delay:g} s"
             + ("" if self.listeners else " (no listener held yet: clients are refused meanwhile)"))
         slot.revive_at = time.monotonic() + slot.delay
@@ -199,7 +217,7 @@ class Supervisor:
             signals.signal(sig, lambda *_: None)
         self.start_copy(self.slots[0], 1)
         while True:
-            due = [s.revive_at for s in self.slots if s.revive_at is not None]
+            due = [t for s in self.slots for t in (s.revive_at, s.await_until) if t is not None]
             timeout = max(0.0, min(due) - time.monotonic()) if due else None
             ready, _, _ = select.select([link, wake_r], [], [], timeout)
             self.on_reports(link)
@@ -209,7 +227,7 @@ class Supervisor:
                         log(f"stopping on signal {sig}")
                         self.stopping = True
                         for slot in self.slots:
-                            slot.revive_at = None
+                            slot.revive_at = slot.await_until = None
                         self.send(signals.SIGTERM, everyone=True)
                     elif sig == self.restart_signal and not self.stopping:
                         self.send(self.restart_signal)
@@ -217,7 +235,11 @@ class Supervisor:
             if self.stopping and not children:
                 return self.status
             for slot in self.slots:
-                if slot.revive_at is not None and time.monotonic() >= slot.revive_at:
+                now = time.monotonic()
+                if slot.await_until is not None and now >= slot.await_until and not self.stopping:
+                    self.schedule_revive(slot, slot.exited_pid, "exited with status 0 and no "
+                                         "daemonized child reported serving", now - slot.started)
+                if slot.revive_at is not None and now >= slot.revive_at:
                     self.start_copy(slot, slot.generation + 1)
 
 
