@@ -80,25 +80,106 @@ void gate_bound(int fd, const struct sockaddr *addr, socklen_t len)
     }
     reg_set_kind(fd, FD_DGRAM);
     LOG_DEBUG("datagram socket on descriptor %d", fd);
+    gate_dgram_added();
     gate_socket_added();
+}
+
+/* Taking from a socket a stopping generation must not take from any more. */
+static ssize_t refuse(int blocking)
+{
+    gate_local_stop();
+    if (!blocking) {
+        errno = EAGAIN;
+        return -1;
+    }
+    /* The program expects to block until a client comes; none will come to this
+     * generation. Keep the thread here until the generation exits or execs. */
+    for (;;)
+        pause();
+}
+
+/* Take one client (accept) or datagram (recv) off a socket shared with the other
+ * processes and generations. A program that blocks waits first in poll(), for
+ * the socket or the stop pipe (what is queued makes poll() return at once, and
+ * nothing queued saves a call that would fail), at most timeout_ms (-1: no
+ * limit). Then: act on a pending cancel (accept and recv are cancellation points;
+ * a thread cancelled after counting would leave the count up); count first, so
+ * the leader never sees zero while something is being taken; look at the state;
+ * take without sleeping in the kernel. Returns call()'s result, counted once. */
+static inline __attribute__((always_inline)) ssize_t
+take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *arg)
+{
+    for (;;) {
+        if (blocking) {
+            struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
+            unsigned seen = restart_signals_seen();
+            int r = REAL(poll)(p, 2, timeout_ms);
+            if (r < 0 && errno == EINTR && restart_signals_seen() == seen)
+                return -1; /* a signal of the program's: report it like the call would */
+            if (r == 0) {
+                errno = EAGAIN; /* SO_RCVTIMEO passed */
+                return -1;
+            }
+        }
+        pthread_testcancel();
+        gen_conn_add(1);
+        if (gen_stopping()) {
+            gen_conn_add(-1);
+            return refuse(blocking);
+        }
+        ssize_t got = call(fd, arg);
+        if (got >= 0)
+            return got;
+        int e = errno;
+        gen_conn_add(-1);
+        if ((e != EAGAIN && e != EWOULDBLOCK) || !blocking) {
+            errno = e;
+            return -1;
+        }
+        /* Another process or thread took it: wait again. */
+    }
 }
 
 /* A datagram is in flight from the moment a thread receives it until that
  * thread waits again: it counts like a connection, so an old generation drains
- * the datagrams it took before it exits. */
-static __thread int holding_datagram;
+ * the datagrams it took before it exits. Which threads hold one is kept in a
+ * pthread key, made when the first datagram socket appears: thread-local storage
+ * in the shim would cost every thread the program creates. */
+static pthread_key_t holding_key;
+static int holding_key_made;
+static pthread_once_t holding_once = PTHREAD_ONCE_INIT;
+
+static void make_holding_key(void);
+
+void gate_dgram_added(void)
+{
+    pthread_once(&holding_once, make_holding_key);
+}
+
+static void make_holding_key(void)
+{
+    if (pthread_key_create(&holding_key, NULL) == 0)
+        __atomic_store_n(&holding_key_made, 1, __ATOMIC_RELEASE);
+}
+
+static void set_holding(int on)
+{
+    pthread_setspecific(holding_key, on ? (void *)1 : NULL);
+}
 
 void gate_dgram_done(void)
 {
-    if (holding_datagram) {
-        holding_datagram = 0;
+    if (__atomic_load_n(&holding_key_made, __ATOMIC_ACQUIRE) &&
+        pthread_getspecific(holding_key)) {
+        set_holding(0);
         gen_conn_add(-1);
     }
 }
 
 void gate_dgram_forked(void)
 {
-    holding_datagram = 0; /* the parent's count covers it */
+    if (__atomic_load_n(&holding_key_made, __ATOMIC_ACQUIRE))
+        set_holding(0); /* the parent's count covers it */
 }
 
 /* How long a blocking receive may wait (SO_RCVTIMEO), in ms; -1: forever. */
@@ -112,52 +193,27 @@ static int receive_timeout_ms(int fd)
     return ms > 0x7fffffffL ? 0x7fffffff : (int)ms;
 }
 
-/* The accept protocol, for datagrams: count first, then look at the state, then
- * take the datagram without sleeping in the kernel; a blocking receive waits in
- * poll() beside the stop pipe. So no datagram is taken by a generation that is
- * stopping, and none a generation took is lost when it exits. */
+struct recv_call { gate_recv_fn call; void *ctx; int flags; };
+
+static ssize_t take_datagram(int fd, void *arg)
+{
+    struct recv_call *r = arg;
+    return r->call(fd, r->flags | MSG_DONTWAIT, r->ctx);
+}
+
+/* recv on a datagram socket: the accept protocol (take() below), and what it
+ * receives stays counted until this thread waits again. */
 ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx)
 {
     gate_dgram_done();
     gate_note_wait();
     int fl = REAL(fcntl64)(fd, F_GETFL);
     int blocking = !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
-    int timeout = blocking ? receive_timeout_ms(fd) : 0;
-    for (;;) {
-        if (blocking) {
-            struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
-            unsigned seen = restart_signals_seen();
-            int r = REAL(poll)(p, 2, timeout);
-            if (r < 0 && errno == EINTR && restart_signals_seen() == seen)
-                return -1; /* a signal of the program's: report it like recv() would */
-            if (r == 0) {
-                errno = EAGAIN; /* SO_RCVTIMEO passed */
-                return -1;
-            }
-        }
-        pthread_testcancel(); /* recv() is a cancellation point */
-        gen_conn_add(1);
-        if (gen_stopping()) {
-            gen_conn_add(-1);
-            if (!blocking) {
-                errno = EAGAIN;
-                return -1;
-            }
-            for (;;) /* no datagram will come to this generation again */
-                pause();
-        }
-        ssize_t r = call(fd, flags | MSG_DONTWAIT, ctx);
-        if (r >= 0) {
-            holding_datagram = 1; /* counted until this thread waits again */
-            return r;
-        }
-        int e = errno;
-        gen_conn_add(-1);
-        if ((e != EAGAIN && e != EWOULDBLOCK) || !blocking) {
-            errno = e;
-            return -1;
-        }
-    }
+    struct recv_call r = { call, ctx, flags };
+    ssize_t got = take(fd, blocking, blocking ? receive_timeout_ms(fd) : -1, take_datagram, &r);
+    if (got >= 0)
+        set_holding(1);
+    return got;
 }
 
 void gate_socket_added(void)
@@ -219,65 +275,27 @@ void gate_local_stop(void)
     LOG_DEBUG("stopped accepting on %d listener%s", n, n == 1 ? "" : "s");
 }
 
-/* accept() on a listener of a stopping generation. */
-static int refuse_accept(int fd)
+struct accept_call { struct sockaddr *addr; socklen_t *len; int flags; };
+
+static ssize_t take_client(int fd, void *arg)
 {
-    gate_local_stop();
-    if (reg_program_nonblock(fd)) {
-        errno = EAGAIN;
-        return -1;
-    }
-    /* The program expects to block until a client comes; none will come to this
-     * generation. Keep the thread here until the generation exits or execs. */
-    for (;;)
-        pause();
+    struct accept_call *a = arg;
+    return syscall(SYS_accept4, fd, a->addr, a->len, a->flags);
 }
 
 int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    if (reg_kind(fd) == FD_STOPPED)
-        return refuse_accept(fd);
-    gate_note_wait();
-    /* A program that asked for a blocking accept() waits first, for a client or
-     * for the stop pipe (the listener is non-blocking underneath): when a client
-     * is already queued poll() returns at once, and when none is, this saves the
-     * accept that would fail. */
     int blocking = !reg_program_nonblock(fd);
-    for (;;) {
-        if (blocking) {
-            struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
-            unsigned seen = restart_signals_seen();
-            if (REAL(poll)(p, 2, -1) < 0 && errno == EINTR && restart_signals_seen() == seen)
-                return -1; /* a signal of the program's: report it like accept() would */
-        }
-        /* accept() is a cancellation point: act on a pending cancel here, before
-         * counting, since a thread cancelled later would leave the count up. The
-         * accept below never sleeps, so it needs no cancellation of its own and
-         * skips libc's cancellation bookkeeping. */
-        pthread_testcancel();
-        /* Count the connection before looking at the state, so the leader
-         * never sees zero connections while one is being accepted. */
-        gen_conn_add(1);
-        if (gen_stopping()) {
-            gen_conn_add(-1);
-            return refuse_accept(fd);
-        }
-        int c = (int)syscall(SYS_accept4, fd, addr, len, flags);
-        if (c >= 0) {
-            if (c < REG_MAX_FD)
-                reg_set_kind(c, FD_CONN);
-            else
-                gen_conn_add(-1);
-            return c;
-        }
-        int e = errno;
-        gen_conn_add(-1);
-        if ((e != EAGAIN && e != EWOULDBLOCK) || !blocking) {
-            errno = e;
-            return -1;
-        }
-        /* Another process or thread took the client: wait again. */
-    }
+    if (reg_kind(fd) == FD_STOPPED)
+        return (int)refuse(blocking);
+    gate_note_wait();
+    struct accept_call a = { addr, len, flags };
+    int c = (int)take(fd, blocking, -1, take_client, &a);
+    if (c >= 0 && c < REG_MAX_FD)
+        reg_set_kind(c, FD_CONN);
+    else if (c >= 0)
+        gen_conn_add(-1); /* above the registry: never counted down, so not counted */
+    return c;
 }
 
 int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask)

@@ -30,6 +30,7 @@ void gate_socket_added(void);
 
 /* In-flight datagrams (see gate.c): received on a handed-over datagram socket,
  * done when the receiving thread waits again; a forked child holds none. */
+void gate_dgram_added(void);   /* a datagram socket was registered or claimed */
 void gate_dgram_done(void);
 void gate_dgram_forked(void);
 

@@ -59,6 +59,7 @@ int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
             if (have >= 0)
                 REAL(fcntl64)(fd, F_SETFL, (have & ~O_NONBLOCK) | (flflags & O_NONBLOCK));
             reg_set_kind(fd, FD_DGRAM);
+            gate_dgram_added();
             gate_socket_added();
             return 1;
         }
