@@ -12,6 +12,7 @@
 #include "registry.h"
 #include "shim.h"
 #include "spawn.h"
+#include "successor.h"
 #include "supervised.h"
 #include "unlink.h"
 
@@ -235,95 +236,6 @@ static void retire(pid_t successor)
     _exit(0);
 }
 
-enum outcome { READY, FAILED };
-
-/* The new generation as the old leader sees it: the process it started and,
- * once a daemonizing program's child took over (setsid), that child. */
-struct successor {
-    pid_t pid;
-    int pidfd;
-    pid_t daemon;
-    int daemon_fd;
-};
-
-static void exit_reason(const siginfo_t *si, char *why, size_t size)
-{
-    if (si->si_code == CLD_EXITED)
-        snprintf(why, size, "exited with status %d before it was ready", si->si_status);
-    else
-        snprintf(why, size, "was killed by signal %d before it was ready", si->si_status);
-}
-
-/* Wait for the new generation's readiness byte, its exit, or the timeout. The
- * pipe also carries 'D' + PID: the started process daemonized and that child
- * leads now. The started process exiting with status 0 is therefore not a
- * failure by itself: the generation fails when nothing holds the pipe any more
- * (end of file), its daemon exits, or the timeout passes. */
-static enum outcome await_ready(int ready_rd, struct successor *s, char *why, size_t size)
-{
-    long deadline = now_ms() + cfg.ready_timeout_ms;
-    int parent_gone = 0;
-    for (;;) {
-        long left = deadline - now_ms();
-        if (left <= 0) {
-            snprintf(why, size, "was not ready within %ld ms", cfg.ready_timeout_ms);
-            return FAILED;
-        }
-        struct pollfd p[3] = { { ready_rd, POLLIN, 0 }, { parent_gone ? -1 : s->pidfd, POLLIN, 0 },
-                               { s->daemon_fd, POLLIN, 0 } };
-        int r = REAL(poll)(p, 3, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (p[0].revents) {
-            char c = 0;
-            int pid = 0;
-            ssize_t got = read(ready_rd, &c, 1);
-            if (got == 1 && c == 'R')
-                return READY;
-            if (got == 1 && c == 'D' && read(ready_rd, &pid, sizeof pid) == sizeof pid &&
-                s->daemon_fd < 0) {
-                s->daemon = pid;
-                s->daemon_fd = (int)syscall(SYS_pidfd_open, pid, 0);
-                if (s->daemon_fd >= 0)
-                    reg_adopt(&s->daemon_fd, FD_INTERNAL);
-            }
-            if (got == 1)
-                continue;
-            /* End of file: every process that could report readiness is gone. */
-            if (s->daemon) {
-                snprintf(why, size, "lost its daemon process (pid %d) before it was ready",
-                         (int)s->daemon);
-                return FAILED;
-            }
-            if (parent_gone) {
-                snprintf(why, size, "exited with status 0 before it was ready");
-                return FAILED;
-            }
-            REAL(poll)(&p[1], 1, 1000); /* let the exit become visible */
-            p[1].revents = POLLIN;
-        }
-        if (p[2].revents) {
-            snprintf(why, size, "lost its daemon process (pid %d) before it was ready",
-                     (int)s->daemon);
-            return FAILED;
-        }
-        if (p[1].revents) {
-            siginfo_t si;
-            memset(&si, 0, sizeof si);
-            if (waitid((idtype_t)P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) < 0 || !si.si_pid) {
-                snprintf(why, size, "closed its readiness pipe before it was ready");
-                return FAILED;
-            }
-            if (si.si_code == CLD_EXITED && si.si_status == 0) {
-                parent_gone = 1; /* a daemonizing parent, or end of file will tell */
-                continue;
-            }
-            exit_reason(&si, why, size);
-            return FAILED;
-        }
-    }
-}
-
 static void restart_fork(void)
 {
     int fds[HANDOFF_MAX_FDS], ready[2];
@@ -366,9 +278,9 @@ static void restart_fork(void)
 
     char why[128];
     struct successor s = { pid, pidfd, 0, -1 };
-    enum outcome o = await_ready(ready[0], &s, why, sizeof why);
+    enum successor_outcome o = successor_await(ready[0], &s, why, sizeof why);
     reg_release(&ready[0]);
-    if (o == FAILED) {
+    if (o == SUCCESSOR_FAILED) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
         if (s.daemon_fd >= 0)
             syscall(SYS_pidfd_send_signal, s.daemon_fd, SIGKILL, NULL, 0);
