@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from huptime import control
+from huptime import record
 
 SHIM_NAME = "libhuptime.so"
 
@@ -113,13 +113,13 @@ def record_instance(command: list[str], program: str, settings: Settings,
     """Make the instance record the control commands find; without one the server
     still runs, only --status/--restart/--stop cannot see it."""
     try:
-        path = control.new_instance(command, os.path.abspath(program), {
+        path = record.new_instance(command, os.path.abspath(program), {
             "mode": settings.mode, "signal": settings.signal,
             "ready_timeout": settings.ready_timeout, "drain_timeout": settings.drain_timeout,
             **({"supervisor": os.getpid(), "copies": settings.multi}
                if settings.revive or settings.multi > 1 else {}),
         }, os.getpid())
-    except (control.ControlError, OSError) as exc:
+    except (record.ControlError, OSError) as exc:
         print(f"huptime: warning: no instance record ({exc}): --status, --restart and "
               "--stop will not find this server", file=sys.stderr)
         return
