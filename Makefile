@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 SOURCES := pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h src/huptime/*.py)
 
-.PHONY: install test demo bench shim clean
+.PHONY: install test demo bench shim man wheel clean
 
 $(VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ demo: install
 ## bench: failures over 100 restarts, switch time, throughput, start cost, instructions
 bench: install
 	$(PY) benchmarks/bench.py
+
+## man: regenerate docs/huptime.1 from the command-line definitions
+man: install
+	$(PY) -m huptime.manpage > docs/huptime.1
+
+## wheel: a platform wheel (py3-none-linux_*) into dist/
+wheel:
+	$(PYTHON) -m pip wheel --no-deps -w dist .
 
 ## shim: just the shared library, into build/ (for hacking on csrc/)
 shim:
