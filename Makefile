@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 
 SOURCES := pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h src/huptime/*.py)
 
-.PHONY: install test demo bench shim man wheel clean
+.PHONY: install test demo bench shim man wheel deb deb-deps rpm version clean
 
 $(VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,35 @@ man: install
 ## wheel: a platform wheel (py3-none-linux_*) into dist/
 wheel:
 	$(PYTHON) -m pip wheel --no-deps -w dist .
+
+DEB_DEPS := debhelper dh-python gcc python3-all python3-setuptools python3-wheel
+
+## deb-deps: install what `make deb` needs (Debian/Ubuntu, as root)
+deb-deps:
+	apt-get install -y --no-install-recommends $(DEB_DEPS) dpkg-dev
+
+## deb: build the .deb from the committed tree (git archive) into dist/
+deb:
+	rm -rf build/deb && mkdir -p build/deb/huptime dist
+	git archive HEAD | tar -x -C build/deb/huptime
+	cd build/deb/huptime && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b
+	mv build/deb/*.deb dist/
+	@ls -l dist/*.deb
+
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/huptime/__init__.py)
+
+## version: print the version the packages get
+version:
+	@echo $(VERSION)
+
+## rpm: build the binary .rpm from the committed tree into dist/ (rpm/huptime.spec;
+## on Debian with its rpm package: --nodeps, as its rpm database knows no packages)
+rpm:
+	rm -rf build/rpm && mkdir -p build/rpm/SOURCES dist
+	git archive --prefix=huptime-$(VERSION)/ -o build/rpm/SOURCES/huptime-$(VERSION).tar.gz HEAD
+	PATH=/usr/sbin:/usr/bin:/sbin:/bin rpmbuild -bb --nodeps --define "_topdir $(CURDIR)/build/rpm" rpm/huptime.spec
+	mv build/rpm/RPMS/*/*.rpm dist/
+	@ls -l dist/*.rpm
 
 ## shim: just the shared library, into build/ (for hacking on csrc/)
 shim:

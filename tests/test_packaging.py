@@ -21,6 +21,15 @@ from support.process import WatchedProcess
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def test_the_packages_carry_the_package_version():
+    from huptime import __version__
+
+    spec = (ROOT / "rpm" / "huptime.spec").read_text()
+    assert re.search(rf"^Version:\s+{re.escape(__version__)}$", spec, re.M)
+    changelog = (ROOT / "debian" / "changelog").read_text().splitlines()[0]
+    assert changelog.startswith(f"huptime ({__version__}"), changelog
+
+
 def test_the_man_page_is_current():
     from huptime.manpage import render
 
