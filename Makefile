@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/huptime/__init__.py)
 
 SOURCES := pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h src/huptime/*.py)
 
@@ -48,8 +49,6 @@ deb:
 	cd build/deb/huptime && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b
 	mv build/deb/*.deb dist/
 	@ls -l dist/*.deb
-
-VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/huptime/__init__.py)
 
 ## version: print the version the packages get
 version:

@@ -2,7 +2,7 @@
 again when it exits, run several copies on the same listeners.
 
 The supervisor starts the program with one end of a seqpacket socketpair in
-HUPTIME_SUPERVISOR_FD. Each generation's leader, once ready, sends "serving N PID"
+HUPTIME_SUPERVISOR_FD. Each generation's leader, once ready, sends "serving N PID SLOT"
 with its listeners attached; the supervisor keeps those descriptors open, so while
 no copy of the program runs, clients wait in the listeners' accept queues instead of
 being refused. When the serving leader exits on its own, a new copy starts with the
