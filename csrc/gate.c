@@ -28,12 +28,14 @@
 
 static int stopped;   /* this process has dropped its listeners */
 
-/* The page shows what this generation listens on (huptime --status). */
-static void publish_listeners(void)
+/* A socket to hand over was added: the page shows it (huptime --status), and
+ * the restart thread runs. */
+static void socket_added(void)
 {
     char text[sizeof gen->listeners];
     control_describe_listeners(text, sizeof text);
     memcpy(gen->listeners, text, sizeof text);
+    restart_manager_start();
 }
 
 void gate_listening(int fd)
@@ -41,8 +43,7 @@ void gate_listening(int fd)
     int type = 0, domain = 0;
     socklen_t len = sizeof type;
     if (reg_kind(fd) == FD_LISTENER) { /* a claimed listener, or a new backlog */
-        publish_listeners();
-        restart_manager_start();
+        socket_added();
         return;
     }
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
@@ -58,8 +59,7 @@ void gate_listening(int fd)
     if (!(fl & O_NONBLOCK))
         REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK);
     LOG_DEBUG("listener on descriptor %d%s", fd, fl & O_NONBLOCK ? " (non-blocking)" : "");
-    publish_listeners();
-    restart_manager_start();
+    socket_added();
 }
 
 void gate_bound(int fd, const struct sockaddr *addr, socklen_t len)
@@ -78,10 +78,8 @@ void gate_bound(int fd, const struct sockaddr *addr, socklen_t len)
     } else if (addr->sa_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path)) {
         return; /* other families, and autobound Unix sockets */
     }
-    reg_set_kind(fd, FD_DGRAM);
     LOG_DEBUG("datagram socket on descriptor %d", fd);
-    gate_dgram_added();
-    gate_socket_added();
+    gate_dgram_socket(fd);
 }
 
 /* Taking from a socket a stopping generation must not take from any more. */
@@ -149,17 +147,17 @@ static pthread_key_t holding_key;
 static int holding_key_made;
 static pthread_once_t holding_once = PTHREAD_ONCE_INIT;
 
-static void make_holding_key(void);
-
-void gate_dgram_added(void)
-{
-    pthread_once(&holding_once, make_holding_key);
-}
-
 static void make_holding_key(void)
 {
     if (pthread_key_create(&holding_key, NULL) == 0)
         __atomic_store_n(&holding_key_made, 1, __ATOMIC_RELEASE);
+}
+
+void gate_dgram_socket(int fd)
+{
+    reg_set_kind(fd, FD_DGRAM);
+    pthread_once(&holding_once, make_holding_key);
+    socket_added();
 }
 
 static void set_holding(int on)
@@ -216,11 +214,6 @@ ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx)
     return got;
 }
 
-void gate_socket_added(void)
-{
-    publish_listeners();
-    restart_manager_start();
-}
 
 void gate_note_wait(void)
 {
@@ -303,7 +296,7 @@ int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, cons
     nfds_t i;
     gate_dgram_done();
     for (i = 0; i < n; i++)
-        if (reg_kind(fds[i].fd) == FD_LISTENER || reg_kind(fds[i].fd) == FD_DGRAM)
+        if (reg_is_handed_over(reg_kind(fds[i].fd)))
             break;
     if (i == n)
         return REAL(ppoll)(fds, n, timeout, mask);
@@ -348,7 +341,7 @@ int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, cons
 int gate_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     int r = REAL(epoll_ctl)(epfd, op, fd, ev);
-    if (r != 0 || (reg_kind(fd) != FD_LISTENER && reg_kind(fd) != FD_DGRAM))
+    if (r != 0 || !reg_is_handed_over(reg_kind(fd)))
         return r;
     if (op == EPOLL_CTL_ADD) {
         if (reg_kind(epfd) != FD_EPOLL) {

@@ -24,13 +24,12 @@ void gate_note_wait(void);
  * ephemeral port, not autobound) is handed over at restarts like a listener. */
 void gate_bound(int fd, const struct sockaddr *addr, socklen_t len);
 
-/* A socket to hand over was added (a datagram socket bound or claimed): show it
- * in the page and make sure the restart thread runs. */
-void gate_socket_added(void);
+/* fd is a datagram socket to hand over (bound by the program, or claimed). */
+void gate_dgram_socket(int fd);
+
 
 /* In-flight datagrams (see gate.c): received on a handed-over datagram socket,
  * done when the receiving thread waits again; a forked child holds none. */
-void gate_dgram_added(void);   /* a datagram socket was registered or claimed */
 void gate_dgram_done(void);
 void gate_dgram_forked(void);
 

@@ -36,13 +36,14 @@ static int sock_int(int fd, int opt)
 int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct sockaddr_storage have;
+    int type = sock_int(fd, SO_TYPE);
     for (int i = 0; i < cfg.n_inherited; i++) {
         int old = cfg.inherited[i];
         socklen_t hlen = sizeof have;
         if (old < 0 || getsockname(old, (struct sockaddr *)&have, &hlen) < 0)
             continue;
         if (!huptime_sockaddr_same(addr, len, (struct sockaddr *)&have, hlen) ||
-            sock_int(old, SO_TYPE) != sock_int(fd, SO_TYPE))
+            sock_int(old, SO_TYPE) != type)
             continue;
         int fdflags = REAL(fcntl64)(fd, F_GETFD);
         int flflags = REAL(fcntl64)(fd, F_GETFL);
@@ -52,15 +53,13 @@ int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
             return 0;
         reg_release(&cfg.inherited[i]);
         LOG_DEBUG("claimed inherited socket %d as descriptor %d", old, fd);
-        if (sock_int(fd, SO_TYPE) == SOCK_DGRAM) {
+        if (type == SOCK_DGRAM) {
             /* No accept to emulate: the program's blocking choice is applied to
              * the socket itself, and there is no listen() to come. */
             int have = REAL(fcntl64)(fd, F_GETFL);
             if (have >= 0)
                 REAL(fcntl64)(fd, F_SETFL, (have & ~O_NONBLOCK) | (flflags & O_NONBLOCK));
-            reg_set_kind(fd, FD_DGRAM);
-            gate_dgram_added();
-            gate_socket_added();
+            gate_dgram_socket(fd);
             return 1;
         }
         /* The shared socket stays non-blocking underneath; the program's own

@@ -75,7 +75,7 @@ int reg_handed_over(int *out, int max)
 {
     int n = 0, hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
     for (int fd = 0; fd < hw && n < max; fd++)
-        if (reg_kind(fd) == FD_LISTENER || reg_kind(fd) == FD_DGRAM)
+        if (reg_is_handed_over(reg_kind(fd)))
             out[n++] = fd;
     return n;
 }

@@ -31,6 +31,7 @@ int reg_program_nonblock(int fd);
 void reg_set_program_nonblock(int fd, int on);
 int reg_listeners(int *out, int max);    /* the FD_LISTENER descriptors */
 int reg_handed_over(int *out, int max);  /* FD_LISTENER and FD_DGRAM: what a restart passes */
+static inline int reg_is_handed_over(int kind) { return kind == FD_LISTENER || kind == FD_DGRAM; }
 
 /* Connections: each tracked descriptor counts once in the generation's total. */
 void reg_conn_opened(int fd);
