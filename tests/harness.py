@@ -23,6 +23,7 @@ from pathlib import Path
 from xprocess import ProcessStarter
 
 from support.tree import live_descendants
+from support.wait import wait_for
 
 HUPTIME = [sys.executable, "-m", "huptime"]
 
@@ -95,11 +96,8 @@ class Served:
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM to the leader; wait until every process of the server is gone."""
         os.kill(self.leader, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while live_descendants():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"still running after SIGTERM: {live_descendants()}")
-            time.sleep(0.02)
+        wait_for(lambda: not live_descendants(), timeout,
+                 lambda: f"end after SIGTERM; still running: {live_descendants()}")
 
     def expect_rollback(self, timeout: float = 30.0) -> str:
         """Send the restart signal; return the logged reason the new generation failed."""

@@ -22,6 +22,7 @@ from servers_under_test import make_server
 from support.load import LoadRunner
 from support.process import WatchedProcess
 from support.tree import is_alive, live_descendants
+from support.wait import wait_for
 
 RESTARTS = 5
 
@@ -42,17 +43,6 @@ def status_json(command: list[str]) -> list[dict]:
     done = control("--status", "--json", "--", *command)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {timeout} s")
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])

@@ -5,7 +5,6 @@ fork mode the parent's exit is not taken for a failed start."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from harness import Served
 from support.load import LoadRunner
 from support.tree import is_alive
+from support.wait import wait_for
 
 SERVER = Path(__file__).parent / "servers" / "daemon_server.py"
 RESTARTS = 5
@@ -20,17 +20,14 @@ RESTARTS = 5
 
 def daemon_pid(pidfile: Path, not_this: int = 0, timeout: float = 30.0) -> int:
     """The pid the daemon wrote, once it is a live process other than not_this."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def new_pid() -> int:
         try:
             pid = int(pidfile.read_text())
-            if pid != not_this and is_alive(pid):
-                return pid
         except (OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no new daemon pid in {pidfile}")
-        time.sleep(0.02)
+            return 0
+        return pid if pid != not_this and is_alive(pid) else 0
+
+    return wait_for(new_pid, timeout, f"new daemon pid in {pidfile}")
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
@@ -67,10 +64,7 @@ def test_a_broken_daemon_is_rolled_back_and_killed(xprocess, port, tmp_path):
     assert served.expect_rollback().endswith("was not ready within 3000 ms; generation 1 keeps serving")
     hung = int(pidfile.read_text())
     assert hung != first, "the new version's daemon wrote its pid file"
-    deadline = time.monotonic() + 10
-    while is_alive(hung):
-        assert time.monotonic() < deadline, "the hung daemon was not killed"
-        time.sleep(0.02)
+    wait_for(lambda: not is_alive(hung), 10, "end of the hung daemon (it was not killed)")
     behaviour.write_text("crash")
     assert "lost its daemon process" in served.expect_rollback()
     behaviour.write_text("")

@@ -8,12 +8,12 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 from harness import HUPTIME, Served
 from servers_under_test import make_server
 from support.load import LoadRunner, run_load
 from support.tree import is_alive, live_descendants
+from support.wait import wait_for
 
 COPIES = 4
 RESTARTS = 20
@@ -25,15 +25,6 @@ def copies(command: list[str]) -> list[dict]:
     if done.returncode != 0:
         return []
     return [g for g in json.loads(done.stdout)[0]["generations"] if g["state"] == "serving"]
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {timeout} s")
-        time.sleep(0.05)
-    return value
 
 
 def listening_sockets(port: int) -> int:
@@ -99,8 +90,6 @@ def test_a_copy_that_dies_is_replaced(xprocess, port, tmp_path, build_dir):
 def test_the_pool_dies_with_its_supervisor(xprocess, port, tmp_path, build_dir):
     server, served, pool = start_pool(xprocess, "multi-kill", port, tmp_path, build_dir)
     os.kill(served.leader, signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while any(is_alive(g["pid"]) for g in pool) or live_descendants():
-        assert time.monotonic() < deadline, f"still running: {live_descendants()}"
-        time.sleep(0.05)
+    wait_for(lambda: not any(is_alive(g["pid"]) for g in pool) and not live_descendants(),
+             20, lambda: f"end of the pool; still running: {live_descendants()}")
     assert len(re.findall("the supervisor is gone", served.log())) == COPIES

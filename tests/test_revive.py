@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from harness import HUPTIME, Served
 from servers_under_test import make_server
 from support.load import run_load
 from support.tree import is_alive, live_descendants
+from support.wait import wait_for
 
 
 @pytest.mark.parametrize("status", [0, 1])
@@ -45,10 +45,8 @@ def test_the_program_dies_with_its_supervisor_even_on_sigkill(xprocess, port, tm
     served.restart()  # a fork-mode generation, re-parented to the supervisor
     os.kill(supervisor, signal.SIGKILL)
     served.wait_log("the supervisor is gone: stopping generation 2", 20)
-    deadline = time.monotonic() + 20
-    while live_descendants():
-        assert time.monotonic() < deadline, f"still running: {live_descendants()}"
-        time.sleep(0.05)
+    wait_for(lambda: not live_descendants(), 20,
+             lambda: f"end of the program; still running: {live_descendants()}")
 
 
 def test_stop_ends_supervisor_and_program(xprocess, port, tmp_path, build_dir):
