@@ -227,3 +227,15 @@ def test_an_unsafe_runtime_directory_is_refused_not_used(runtime, port):
         assert list(runtime.iterdir()) == []
         server.popen.send_signal(signal.SIGTERM)
         server.wait(10)
+
+
+def test_a_page_being_created_is_not_pruned(xprocess, port, tmp_path, build_dir, runtime):
+    """A gen-N file whose version is not written yet (a generation mapping it right
+    now) survives the pruning every control command does."""
+    server = make_server("threaded", port, tmp_path, build_dir)
+    Served(xprocess, "control-prune", server.command).start()
+    [record] = list(runtime.iterdir())
+    fresh = record / "gen-7"
+    fresh.write_bytes(bytes(4096))  # as open(O_TRUNC) + ftruncate leave it
+    assert control("--status").returncode == 0
+    assert fresh.exists(), "pruned while its generation may still be writing it"

@@ -185,6 +185,13 @@ def load(path: Path) -> Instance | None:
     return inst
 
 
+def stale(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > 60
+    except OSError:
+        return False
+
+
 def prune(base: Path) -> None:
     """Remove records of instances that have ended: no recorded process of this user
     is alive. Conservative: an instance between two images (exec mode) is kept."""
@@ -199,13 +206,15 @@ def prune(base: Path) -> None:
         try:
             pids.append(int(json.loads((path / RECORD).read_text()).get("pid", 0)))
         except (OSError, ValueError, AttributeError):
-            if time.time() - path.stat().st_mtime < 60:
+            if not stale(path):
                 continue  # a launch may be writing it
         for page_path in path.glob("gen-*"):
             fields = read_page(page_path)
             if fields and owned_pid(fields[4]):
                 pids.append(fields[4])
-            else:
+            elif fields or stale(page_path):
+                # Its leader is gone. A page without its version yet is one a
+                # generation is creating right now: left alone unless it is old.
                 page_path.unlink(missing_ok=True)
         if not any(pid > 0 and owned_pid(pid) for pid in pids):
             shutil.rmtree(path, ignore_errors=True)
