@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import shutil
 import signal
@@ -46,13 +45,6 @@ TARGET_RATIO = 0.99
 TARGET_INSTRUCTIONS = 300
 
 
-def nginx_binary() -> str | None:
-    found = shutil.which("nginx")
-    if found:
-        return found
-    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
-
-
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -62,38 +54,27 @@ def say(message: str) -> None:
 class FirstReply:
     """When the load first got an OK reply whose body carries a token (e.g. gen=3).
 
-    Stamped by the load threads as each reply is recorded; falls back to polling
-    the load's snapshots if support/load.py changes shape.
+        first = FirstReply()
+        load = b.LoadRunner(port, on_reply=first.record)
+
+    Stamped by the load threads as each reply is counted.
     """
 
-    def __init__(self, runner: b.LoadRunner) -> None:
-        self.runner = runner
+    def __init__(self) -> None:
         self.times: dict[str, float] = {}
-        tally = getattr(getattr(runner, "_load", None), "_tally", None)
-        original = getattr(tally, "record", None)
-        self.hooked = callable(original)
-        if self.hooked:
-            times = self.times
 
-            def record(kind, latency, detail, _original=original):
-                if kind == "ok":
-                    now = time.monotonic()
-                    for token in detail.split():
-                        if token not in times:
-                            times[token] = now
-                _original(kind, latency, detail)
-            tally.record = record
+    def record(self, kind: str, latency: float, detail: str) -> None:
+        if kind == "ok":
+            now = time.monotonic()
+            for token in detail.split():
+                self.times.setdefault(token, now)
 
     def wait(self, token: str, timeout: float) -> float | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.hooked:
-                if token in self.times:
-                    return self.times[token]
-            elif self.runner.snapshot().saw(token):
-                return time.monotonic()
-            time.sleep(b.POLL)
-        return None
+        """When the first reply with token came; None if none within timeout."""
+        try:
+            return b.wait_for(lambda: self.times.get(token), timeout, token, every=b.POLL)
+        except TimeoutError:
+            return None
 
 
 @dataclass
@@ -119,16 +100,17 @@ def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir:
     served_log = tmp / "server.log"
     load = None
     try:
-        served = b.Served(server.command, served_log, exec_mode=(mode == "exec"),
+        served = b.served(server.command, served_log, exec_mode=(mode == "exec"),
                           cwd=tmp).start(START_TIMEOUT)
+        first = FirstReply()
         load = b.LoadRunner(port, path=server.path, clients=CLIENTS,
                             duration=restarts * 10.0 + 60.0, max_requests=100_000_000,
-                            timeout=5.0)
-        first = FirstReply(load)
+                            timeout=5.0, on_reply=first.record)
         load.start()
         load.wait_until(lambda r: r.ok >= 20, timeout=15.0)
         for _ in range(restarts):
-            sent, serving = served.restart(RESTART_TIMEOUT)
+            served.restart(RESTART_TIMEOUT)
+            sent, serving = served.sent_at, served.serving_at
             out.restarts += 1
             if server.kind == "gen":
                 replied = first.wait(f"gen={served.generation}", BODY_TIMEOUT)
@@ -140,7 +122,7 @@ def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir:
                 out.switches.append(serving - sent)
             served.reap()
             time.sleep(DWELL)
-    except (b.BenchError, TimeoutError, OSError) as exc:
+    except (b.ServedError, OSError) as exc:  # TimeoutError is an OSError
         out.error = (str(exc).splitlines() or [type(exc).__name__])[0].removesuffix("; log tail:")
         out.error += f" (log: {served_log})"
         say(f"    {name}/{mode}: {exc}")
@@ -175,12 +157,12 @@ def measure_throughput(name: str, modes: list[str], work: Path, build_dir: Path,
             server = b.make_server(name, port, tmp, build_dir, nginx)
             ports[config], paths[config] = port, server.path
             if config == "bare":
-                popen = b.spawn(server.command, tmp / "server.log", env=b.base_env(), cwd=tmp)
+                popen = b.spawn(server.command, tmp / "server.log", env=b.clean_env(), cwd=tmp)
                 b.wait_port(port, START_TIMEOUT, path=server.path,
                             alive=lambda p=popen: p.poll() is None)
                 roots[config] = popen.pid
             else:
-                served = b.Served(server.command, tmp / "server.log",
+                served = b.served(server.command, tmp / "server.log",
                                   exec_mode=(config == "exec"), cwd=tmp).start(START_TIMEOUT)
                 roots[config] = served.leader
         for config in configs:
@@ -204,7 +186,7 @@ def measure_throughput(name: str, modes: list[str], work: Path, build_dir: Path,
         cpu_per_request = {c: cpu[c] / served_ok[c] if served_ok[c] else 0.0 for c in configs}
         return ({"rate": rates, "cpu": cpu_per_request},
                 f"{failed} requests failed" if failed else None)
-    except (b.BenchError, OSError) as exc:
+    except (b.ServedError, OSError) as exc:
         say(f"    {name}/throughput: {exc}")
         return {}, str(exc).splitlines()[0]
     finally:
@@ -232,7 +214,7 @@ def nofile_limit(soft: int):
 def start_ns(helper: Path, shim: Path | None, nofile: int, count: int,
              debug: bool = False) -> tuple[int, str]:
     argv = [str(helper), str(count), "/bin/true", *([str(shim)] if shim else [])]
-    env = b.base_env({"HUPTIME_DEBUG": "1"} if debug else None)
+    env = b.clean_env({"HUPTIME_DEBUG": "1"} if debug else None)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env,
                           preexec_fn=nofile_limit(nofile))
     if done.returncode != 0:
@@ -275,16 +257,16 @@ def callgrind_total(binary: Path, shim: Path | None, requests: int, work: Path) 
     tag = f"{binary.name}-{'shim' if shim else 'bare'}-{requests}"
     out, log_path = work / f"callgrind-{tag}.out", work / f"callgrind-{tag}.log"
     script = CALLGRIND_SHIM if shim else CALLGRIND_BARE
-    env = b.base_env()
+    env = b.clean_env()
     env.pop("LD_PRELOAD", None)
     popen = b.spawn(["/bin/sh", "-c", script, str(shim or ""), str(out), str(binary),
                      str(port)], log_path, env=env)
     log = b.LogFile(log_path)
     try:
         alive = lambda: popen.poll() is None  # noqa: E731
-        log.wait(re.compile(rf"listening on {port}"), START_TIMEOUT, alive=alive)
+        log.wait(rf"listening on {port}", START_TIMEOUT, alive=alive, every=b.POLL)
         if shim:
-            log.wait(re.compile(r"generation 1 serving"), START_TIMEOUT, alive=alive)
+            log.wait(r"generation 1 serving", START_TIMEOUT, alive=alive, every=b.POLL)
         result = b.run_load(port, clients=1, duration=300.0, max_requests=requests,
                             timeout=20.0)
         if result.ok != requests:
@@ -353,7 +335,7 @@ def main() -> int:
     restarts = 20 if args.quick else args.restarts
     if not 1 <= restarts <= 10_000:
         parser.error("--restarts must be between 1 and 10000")
-    nginx = nginx_binary()
+    nginx = b.find_nginx()
     if args.servers == "all":
         servers = [n for n in b.NAMES if n != "nginx" or nginx]
     else:
@@ -367,9 +349,7 @@ def main() -> int:
     if not modes or any(m not in ("fork", "exec") for m in modes):
         parser.error("--modes takes fork, exec or fork,exec")
 
-    b.check_environment()
-    b.install_exit_handlers()
-    b.become_subreaper()
+    b.prepare()
     sys.setswitchinterval(0.001)  # the load threads and the timing loop share one GIL
     shim = b.shim_path()
     work = Path(tempfile.mkdtemp(prefix="huptime-bench-"))
@@ -399,7 +379,7 @@ def main() -> int:
         say("  start cost: /bin/true with and without the shim")
         try:
             start = measure_start_cost(work, shim)
-        except (b.BenchError, OSError, subprocess.SubprocessError) as exc:
+        except (b.ServedError, OSError, subprocess.SubprocessError) as exc:
             start, errors = {"error": str(exc)}, errors + 1
 
         instructions: dict[str, dict | str] = {}
@@ -411,7 +391,7 @@ def main() -> int:
                 binary = b.build_cserver(build_dir, accept4=name.endswith("accept4"))
                 try:
                     instructions[name] = measure_instructions(binary, shim, work)
-                except (b.BenchError, OSError, subprocess.SubprocessError) as exc:
+                except (b.ServedError, OSError, subprocess.SubprocessError) as exc:
                     instructions[name] = f"error: {str(exc).splitlines()[0]}"
                     errors += 1
     finally:
@@ -513,8 +493,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        b.end_descendants()
-        sys.exit(130)
+    b.run_main(main)

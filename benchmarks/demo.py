@@ -9,7 +9,6 @@ Exit status 0 if no request failed, 1 otherwise.
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 import tempfile
@@ -28,9 +27,7 @@ LOAD_LIMIT = 120.0    # upper bound on the load run; it is stopped long before
 
 
 def main() -> int:
-    b.check_environment()
-    b.install_exit_handlers()
-    b.become_subreaper()
+    b.prepare()
     print(f"huptime demo: python3 -m http.server under huptime (fork mode), {CLIENTS} clients "
           f"(new connection per request), {RESTARTS} restarts by SIGHUP; every request counted.",
           flush=True)
@@ -43,12 +40,13 @@ def main() -> int:
     try:
         port = b.free_port()
         server = b.make_server("http.server", port, tmp, tmp)
-        served = b.Served(server.command, tmp / "server.log").start()
+        served = b.served(server.command, tmp / "server.log").start()
         load = b.LoadRunner(port, path=server.path, clients=CLIENTS, duration=LOAD_LIMIT,
                             timeout=5.0).start()
         load.wait_until(lambda r: r.ok >= 20, timeout=10.0)
         for _ in range(RESTARTS):
-            sent, seen = served.restart(RESTART_TIMEOUT)
+            served.restart(RESTART_TIMEOUT)
+            sent, seen = served.sent_at, served.serving_at
             switches.append(seen - sent)
             restarts += 1
             served.reap()
@@ -57,7 +55,7 @@ def main() -> int:
                       f"(pid {served.leader}) serving after {1000 * (seen - sent):.0f} ms ",
                       end="", flush=True)
             time.sleep(DWELL)
-    except (b.BenchError, TimeoutError) as exc:
+    except (b.ServedError, TimeoutError) as exc:
         error = str(exc)
     finally:
         result = load.stop() if load is not None else b.LoadResult()
@@ -91,8 +89,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        b.end_descendants()
-        sys.exit(130)
+    b.run_main(main)

@@ -1,9 +1,9 @@
-"""Fixtures shared by the tests: ports, built servers, cleanup of every started process."""
+"""Fixtures shared by the tests: ports, built servers, servers under huptime, cleanup of
+every started process."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -11,14 +11,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support.tree import become_subreaper, end_descendants  # noqa: E402
 from support.build import free_port  # noqa: E402
+from support.huptime import forget_huptime_settings  # noqa: E402
+from support.proc import become_subreaper, end_descendants  # noqa: E402
+from support.served import Served, XprocessStarter  # noqa: E402
+from support.servers import ServerUnderTest, find_nginx, make_server  # noqa: E402
 
 # The tests start servers through `python -m huptime`; a stale handoff in the
 # test process's own environment must not leak into them.
-for _var in [v for v in os.environ if v.startswith("HUPTIME_")]:
-    if _var != "HUPTIME_REQUIRE_NGINX":
-        del os.environ[_var]
+forget_huptime_settings(keep=("HUPTIME_REQUIRE_NGINX",))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,9 +57,31 @@ def build_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def nginx_bin() -> str:
-    path = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    path = find_nginx()
     if not path:
         if os.environ.get("HUPTIME_REQUIRE_NGINX"):
             pytest.fail("nginx is required here (HUPTIME_REQUIRE_NGINX) but not installed")
         pytest.skip("nginx not installed")
     return path
+
+
+@pytest.fixture
+def under_huptime(xprocess):
+    """under_huptime(name, command, **options): a Served (not started yet) that runs
+    command under huptime through xprocess; options are those of Served."""
+    def prepare(name: str, command: list[str], **options) -> Served:
+        return Served(XprocessStarter(xprocess, name), command, **options)
+    return prepare
+
+
+@pytest.fixture
+def serve(request, under_huptime, port, tmp_path, build_dir):
+    """serve(name, label=None, **options): server `name` of support/servers.py NAMES on
+    the test's port, started under huptime; returns (ServerUnderTest, started Served).
+    nginx is looked up (or the test skipped) only when asked for."""
+    def start(name: str, *, label: str | None = None,
+              **options) -> tuple[ServerUnderTest, Served]:
+        nginx = request.getfixturevalue("nginx_bin") if name == "nginx" else None
+        server = make_server(name, port, tmp_path, build_dir, nginx)
+        return server, under_huptime(label or name, server.command, **options).start()
+    return start

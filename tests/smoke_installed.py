@@ -15,22 +15,23 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Only modules that need nothing but the standard library: the system python3 runs this.
 from support.build import free_port  # noqa: E402
 from support.load import LoadRunner  # noqa: E402
+from support.wait import wait_for  # noqa: E402
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def wait_for(path: Path, text: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in path.read_text(errors="replace"):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"smoke: no {text!r} in {timeout} s:\n{path.read_text()}")
-        time.sleep(0.05)
+def wait_for_text(path: Path, text: str, timeout: float = 30.0) -> None:
+    try:
+        wait_for(lambda: text in path.read_text(errors="replace"), timeout, repr(text),
+                 every=0.05, detail=lambda: f"log:\n{path.read_text(errors='replace')}")
+    except TimeoutError as exc:
+        raise SystemExit(f"smoke: {exc}") from None
 
 
 def load_started(work: Path) -> bool:
@@ -52,7 +53,7 @@ def main() -> int:
         server = subprocess.Popen([huptime, *command], stdout=out, stderr=subprocess.STDOUT,
                                   env=env)
     try:
-        wait_for(log, "generation 1 serving")
+        wait_for_text(log, "generation 1 serving")
         maps = Path(f"/proc/{server.pid}/maps").read_text()
         shims = {line.split()[-1] for line in maps.splitlines() if "libhuptime.so" in line}
         print(f"smoke: shim preloaded from {', '.join(sorted(shims))}")

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-HUPTIME = [sys.executable, "-m", "huptime"]
-
-
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*HUPTIME, *args], capture_output=True, text=True, timeout=30,
-                          env={**os.environ, **(env or {})})
+from support.huptime import run_huptime as run
 
 
 def test_help_teaches():
@@ -95,9 +86,8 @@ def test_stale_handoff_in_the_callers_environment_is_dropped():
 
 def test_unlink_paths_are_absolute_one_per_line(tmp_path):
     """--unlink FILE and --unlink=FILE, repeatable; relative to where huptime started."""
-    done = subprocess.run([*HUPTIME, "--unlink", "run/app.pid", f"--unlink={tmp_path}/b.sock",
-                           "sh", "-c", 'printf "%s" "$HUPTIME_UNLINK"'],
-                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    done = run("--unlink", "run/app.pid", f"--unlink={tmp_path}/b.sock",
+               "sh", "-c", 'printf "%s" "$HUPTIME_UNLINK"', cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == [f"{tmp_path}/run/app.pid", f"{tmp_path}/b.sock"]
     assert "HUPTIME_UNLINK" not in run("sh", "-c", "env", env={"HUPTIME_UNLINK": "/x"}).stdout

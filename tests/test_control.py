@@ -7,21 +7,19 @@ sees are exactly the ones it started.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from harness import HUPTIME, Served
-from servers_under_test import make_server
+from support.huptime import HUPTIME, status_json
+from support.huptime import run_huptime as control
 from support.load import LoadRunner
 from support.process import WatchedProcess
-from support.tree import is_alive, live_descendants
+from support.proc import is_alive, live_descendants
 from support.wait import wait_for
 
 RESTARTS = 5
@@ -35,21 +33,9 @@ def runtime(tmp_path, monkeypatch) -> Path:
     return path / "huptime"
 
 
-def control(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run([*HUPTIME, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def status_json(command: list[str]) -> list[dict]:
-    done = control("--status", "--json", "--", *command)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 @pytest.mark.parametrize("mode", ["fork", "exec"])
-def test_restart_waits_for_the_new_generation_under_load(xprocess, port, tmp_path, build_dir,
-                                                         runtime, mode):
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, "control", server.command, exec_mode=mode == "exec").start()
+def test_restart_waits_for_the_new_generation_under_load(serve, port, runtime, mode):
+    server, served = serve("threaded", label="control", exec_mode=mode == "exec")
     [inst] = status_json(server.command)
     assert (inst["pid"], inst["generation"], inst["mode"]) == (served.leader, 1, mode)
     assert inst["listeners"] == [f"127.0.0.1:{port}"]
@@ -84,11 +70,10 @@ def test_restart_waits_for_the_new_generation_under_load(xprocess, port, tmp_pat
 
 
 def test_restart_reports_a_rollback_and_the_old_generation_keeps_serving(
-        xprocess, port, tmp_path, build_dir, runtime):
+        serve, tmp_path, runtime):
     behaviour = tmp_path / "behaviour"
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, "control-rollback", server.command, options=["--ready-timeout", "5"],
-                    env={"HT_BEHAVIOUR_FILE": str(behaviour)}).start()
+    server, served = serve("threaded", label="control-rollback", options=["--ready-timeout", "5"],
+                           env={"HT_BEHAVIOUR_FILE": str(behaviour)})
     behaviour.write_text("crash")
     done = control("--restart", "--", *server.command)
     assert done.returncode == 1
@@ -105,11 +90,10 @@ def test_restart_reports_a_rollback_and_the_old_generation_keeps_serving(
     assert control("--restart", "--", *server.command).returncode == 0
 
 
-def test_restart_reports_an_exec_image_that_dies(xprocess, port, tmp_path, build_dir, runtime):
+def test_restart_reports_an_exec_image_that_dies(serve, tmp_path, runtime):
     behaviour = tmp_path / "behaviour"
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, "control-exec-dies", server.command, exec_mode=True,
-                    env={"HT_BEHAVIOUR_FILE": str(behaviour)}).start()
+    server, served = serve("threaded", label="control-exec-dies", exec_mode=True,
+                           env={"HT_BEHAVIOUR_FILE": str(behaviour)})
     behaviour.write_text("crash")
     done = control("--restart", "--", *server.command)
     assert done.returncode == 1
@@ -118,10 +102,8 @@ def test_restart_reports_an_exec_image_that_dies(xprocess, port, tmp_path, build
 
 
 def test_status_shows_a_draining_generation_and_its_connection(
-        xprocess, port, tmp_path, build_dir, runtime):
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, "control-drain", server.command,
-                    options=["--drain-timeout", "60"]).start()
+        serve, port, runtime):
+    server, served = serve("threaded", label="control-drain", options=["--drain-timeout", "60"])
     held = socket.create_connection(("127.0.0.1", port))
     held.sendall(b"GET / HTTP/1.0\r\n")  # the head is not finished: the server waits
     wait_for(lambda: status_json(server.command)[0]["connections"] == 1, what="1 connection")
@@ -157,11 +139,11 @@ while True:
 """
 
 
-def test_stop_kills_what_ignores_sigterm_after_the_timeout(xprocess, port, tmp_path, runtime):
+def test_stop_kills_what_ignores_sigterm_after_the_timeout(under_huptime, port, tmp_path, runtime):
     script = tmp_path / "stubborn.py"
     script.write_text(IGNORES_TERM)
     command = [sys.executable, str(script), str(port)]
-    served = Served(xprocess, "control-stubborn", command).start()
+    served = under_huptime("control-stubborn", command).start()
     started = time.monotonic()
     done = control("--stop", "--timeout", "1", "--", *command)
     assert done.returncode == 0, done.stderr
@@ -229,11 +211,10 @@ def test_an_unsafe_runtime_directory_is_refused_not_used(runtime, port):
         server.wait(10)
 
 
-def test_a_page_being_created_is_not_pruned(xprocess, port, tmp_path, build_dir, runtime):
+def test_a_page_being_created_is_not_pruned(serve, runtime):
     """A gen-N file whose version is not written yet (a generation mapping it right
     now) survives the pruning every control command does."""
-    server = make_server("threaded", port, tmp_path, build_dir)
-    Served(xprocess, "control-prune", server.command).start()
+    serve("threaded", label="control-prune")
     [record] = list(runtime.iterdir())
     fresh = record / "gen-7"
     fresh.write_bytes(bytes(4096))  # as open(O_TRUNC) + ftruncate leave it

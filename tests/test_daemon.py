@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import Served
 from support.load import LoadRunner
-from support.tree import is_alive
+from support.proc import is_alive
 from support.wait import wait_for
 
 SERVER = Path(__file__).parent / "servers" / "daemon_server.py"
@@ -32,12 +31,12 @@ def daemon_pid(pidfile: Path, not_this: int = 0, timeout: float = 30.0) -> int:
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
 @pytest.mark.parametrize("bind_first", [False, True], ids=["bind-after-fork", "bind-before-fork"])
-def test_a_daemonizing_server_restarts_under_load(xprocess, port, tmp_path, mode, bind_first):
+def test_a_daemonizing_server_restarts_under_load(under_huptime, port, tmp_path, mode, bind_first):
     pidfile = tmp_path / "daemon.pid"
-    served = Served(xprocess, "daemon", [sys.executable, str(SERVER), str(port)],
-                    exec_mode=mode == "exec",
-                    env={"HT_PIDFILE": str(pidfile),
-                         "HT_DAEMON_BIND_FIRST": "1" if bind_first else "0"}).start()
+    served = under_huptime("daemon", [sys.executable, str(SERVER), str(port)],
+                           exec_mode=mode == "exec",
+                           env={"HT_PIDFILE": str(pidfile),
+                                "HT_DAEMON_BIND_FIRST": "1" if bind_first else "0"}).start()
     served.leader = daemon_pid(pidfile, not_this=served.leader)
     assert f"pid {served.leader} took over as leader" in served.log()
     with LoadRunner(port, clients=8, duration=120.0) as load:
@@ -54,11 +53,12 @@ def test_a_daemonizing_server_restarts_under_load(xprocess, port, tmp_path, mode
     served.stop()
 
 
-def test_a_broken_daemon_is_rolled_back_and_killed(xprocess, port, tmp_path):
+def test_a_broken_daemon_is_rolled_back_and_killed(under_huptime, port, tmp_path):
     pidfile, behaviour = tmp_path / "daemon.pid", tmp_path / "behaviour"
-    served = Served(xprocess, "daemon-broken", [sys.executable, str(SERVER), str(port)],
-                    options=["--ready-timeout", "3"],
-                    env={"HT_PIDFILE": str(pidfile), "HT_BEHAVIOUR_FILE": str(behaviour)}).start()
+    served = under_huptime("daemon-broken", [sys.executable, str(SERVER), str(port)],
+                           options=["--ready-timeout", "3"],
+                           env={"HT_PIDFILE": str(pidfile),
+                                "HT_BEHAVIOUR_FILE": str(behaviour)}).start()
     served.leader = first = daemon_pid(pidfile, not_this=served.leader)
     behaviour.write_text("hang")
     assert served.expect_rollback().endswith("was not ready within 3000 ms; generation 1 keeps serving")
@@ -76,7 +76,7 @@ def test_a_broken_daemon_is_rolled_back_and_killed(xprocess, port, tmp_path):
     served.stop()
 
 
-def test_revive_follows_a_daemon_and_revives_it(xprocess, port, tmp_path):
+def test_revive_follows_a_daemon_and_revives_it(under_huptime, port, tmp_path):
     """Under --revive the daemonizing parent's exit is not a crash; the daemon's is."""
     import os
     import signal
@@ -84,8 +84,8 @@ def test_revive_follows_a_daemon_and_revives_it(xprocess, port, tmp_path):
     from support.load import run_load
 
     pidfile = tmp_path / "daemon.pid"
-    served = Served(xprocess, "daemon-revive", [sys.executable, str(SERVER), str(port)],
-                    options=["--revive"], env={"HT_PIDFILE": str(pidfile)}).start()
+    served = under_huptime("daemon-revive", [sys.executable, str(SERVER), str(port)],
+                           options=["--revive"], env={"HT_PIDFILE": str(pidfile)}).start()
     first = daemon_pid(pidfile)
     assert run_load(port, clients=4, duration=0.5).failed == 0
     assert "--revive:" not in served.log(), "the daemonizing parent's exit is no crash"

@@ -11,45 +11,35 @@ import time
 
 import pytest
 
-from harness import Served
-from support.tree import live_descendants
-from servers_under_test import make_server
 from support.load import LoadRunner
-
-
-def served_server(xprocess, name, port, tmp_path, build_dir, *, exec_mode=False, options=(),
-                  env=None, nginx=None):
-    server = make_server(name, port, tmp_path, build_dir, nginx)
-    served = Served(xprocess, name, server.command, exec_mode=exec_mode,
-                    options=list(options), env=env)
-    return server, served.start()
+from support.proc import live_descendants, signal_masks
+from support.served import Served
+from support.wait import wait_for
 
 
 def wait_quiet(served: Served, processes: int, timeout: float = 30.0) -> None:
     """Every restart attempt finished and only `processes` processes are left."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def counts() -> tuple[int, int, list[int]]:
         log = served.log()
-        started = len(re.findall(r"starting as pid", log))
-        settled = len(re.findall(r"\) ready in|restart failed", log))
-        alive = live_descendants()
-        if started == settled and len(alive) == processes:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not quiet: {started} started, {settled} settled, "
-                               f"processes {alive}")
-        time.sleep(0.05)
+        return (len(re.findall(r"starting as pid", log)),
+                len(re.findall(r"\) ready in|restart failed", log)), live_descendants())
+
+    def quiet() -> bool:
+        started, settled, alive = counts()
+        return started == settled and len(alive) == processes
+
+    wait_for(quiet, timeout, "quiet", every=0.05,
+             detail=lambda: "{} started, {} settled, processes {}".format(*counts()))
 
 
 @pytest.mark.parametrize("behaviour,expected", [
     ("crash", "exited with status 3 before it was ready"),
     ("hang", "was not ready within 1000 ms"),
 ])
-def test_broken_new_version_is_rolled_back(xprocess, port, tmp_path, build_dir, behaviour, expected):
+def test_broken_new_version_is_rolled_back(serve, port, tmp_path, behaviour, expected):
     switch = tmp_path / "behaviour"
-    _, served = served_server(xprocess, "threaded", port, tmp_path, build_dir,
-                              options=["--ready-timeout", "1"],
-                              env={"HT_BEHAVIOUR_FILE": str(switch)})
+    _, served = serve("threaded", options=["--ready-timeout", "1"],
+                      env={"HT_BEHAVIOUR_FILE": str(switch)})
     with LoadRunner(port, clients=8, duration=120.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
         switch.write_text(behaviour)
@@ -70,8 +60,8 @@ def test_broken_new_version_is_rolled_back(xprocess, port, tmp_path, build_dir, 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
 @pytest.mark.parametrize("name", ["threaded", "c-accept4"])
-def test_slow_requests_in_flight_are_not_cut(xprocess, port, tmp_path, build_dir, name, mode):
-    _, served = served_server(xprocess, name, port, tmp_path, build_dir, exec_mode=mode == "exec")
+def test_slow_requests_in_flight_are_not_cut(serve, port, name, mode):
+    _, served = serve(name, exec_mode=mode == "exec")
     with LoadRunner(port, path="/slow", clients=8, duration=120.0) as load:
         load.wait_until(lambda r: r.ok >= 16)
         for _ in range(10):
@@ -82,9 +72,9 @@ def test_slow_requests_in_flight_are_not_cut(xprocess, port, tmp_path, build_dir
     assert result.min_latency >= 0.3
 
 
-def test_signal_storm_gives_no_pile_up(xprocess, port, tmp_path, build_dir):
+def test_signal_storm_gives_no_pile_up(serve, port):
     """100 restart signals in 2 s, each to the newest leader: 0 failed, 1 process after."""
-    _, served = served_server(xprocess, "threaded", port, tmp_path, build_dir)
+    _, served = serve("threaded")
     leader_re = re.compile(r"generation \d+ \(pid (\d+)\) ready")
     with LoadRunner(port, clients=8, duration=120.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
@@ -104,9 +94,9 @@ def test_signal_storm_gives_no_pile_up(xprocess, port, tmp_path, build_dir):
     assert "restart failed" not in served.log()
 
 
-def test_signal_to_every_process_gives_one_restart(xprocess, port, tmp_path, build_dir, nginx_bin):
+def test_signal_to_every_process_gives_one_restart(serve, port):
     """`killall -HUP nginx`: master and workers all get it, exactly one restart happens."""
-    _, served = served_server(xprocess, "nginx", port, tmp_path, build_dir, nginx=nginx_bin)
+    _, served = serve("nginx")
     tree = [served.leader, *[p for p in live_descendants() if p != served.leader]]
     assert len(tree) >= 3, "master and two workers"
     with LoadRunner(port, clients=8, duration=60.0) as load:
@@ -121,11 +111,9 @@ def test_signal_to_every_process_gives_one_restart(xprocess, port, tmp_path, bui
     assert len(re.findall(r"starting as pid", served.log())) == 1
 
 
-def test_chosen_signal_leaves_the_programs_own_hup_alone(xprocess, port, tmp_path, build_dir, nginx_bin):
+def test_chosen_signal_leaves_the_programs_own_hup_alone(serve, port):
     """With --signal USR2, nginx keeps its SIGHUP (reload) and USR2 restarts."""
-    _, served = served_server(xprocess, "nginx", port, tmp_path, build_dir, nginx=nginx_bin,
-                              options=["--signal", "USR2"])
-    served.signum = signal.SIGUSR2
+    _, served = serve("nginx", options=["--signal", "USR2"], signum=signal.SIGUSR2)
     with LoadRunner(port, clients=8, duration=60.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
         os.kill(served.leader, signal.SIGHUP)
@@ -137,29 +125,17 @@ def test_chosen_signal_leaves_the_programs_own_hup_alone(xprocess, port, tmp_pat
     assert len(re.findall(r"starting as pid", served.log())) == 1
 
 
-def signal_state(pid: int) -> dict[str, str]:
-    """Ignored, caught and blocked signal masks of a process, from /proc."""
-    fields = {}
-    for line in open(f"/proc/{pid}/status"):
-        key, _, value = line.partition(":")
-        if key in ("SigIgn", "SigCgt", "SigBlk"):
-            fields[key] = value.strip()
-    return fields
-
-
 @pytest.mark.parametrize("mode", ["fork", "exec"])
-def test_every_generation_starts_with_the_first_ones_signals(xprocess, port, tmp_path, build_dir, mode):
+def test_every_generation_starts_with_the_first_ones_signals(serve, mode):
     """Signals ignored at the first start (nohup, `trap ''`) stay ignored in every
     generation, and nothing else arrives ignored: the exec path carries every signal
     ignored through execve and the new image's shim must put them back."""
-    server = make_server("c-accept4", port, tmp_path, build_dir, None)
-    served = Served(xprocess, "c-accept4", server.command, exec_mode=mode == "exec")
-    served.args = ["/bin/sh", "-c", "trap '' USR1 URG; exec \"$@\"", "sh", *served.args]
-    served.start()
-    first = signal_state(served.leader)
+    _, served = serve("c-accept4", exec_mode=mode == "exec",
+                      wrapper=["/bin/sh", "-c", "trap '' USR1 URG; exec \"$@\"", "sh"])
+    first = signal_masks(served.leader)
     usr1 = 1 << (signal.SIGUSR1 - 1)
     assert int(first["SigIgn"], 16) & usr1
     for _ in range(3):
         served.restart()
-        assert signal_state(served.leader) == first
+        assert signal_masks(served.leader) == first
     served.stop()

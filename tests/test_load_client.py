@@ -17,15 +17,9 @@ import pytest
 from support.build import free_port
 from support.load import LoadRunner, run_load
 from support.process import WatchedProcess
-from support.servers import ALL_SERVERS, listening_line, server_command
+from support.servers import ALL_SERVERS, SLOW_SECONDS, listening_line, server_command
 
 START_TIMEOUT = 10.0
-SLOW_SECONDS = 0.3
-
-
-@pytest.fixture(scope="session")
-def build_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cservers")
 
 
 @pytest.fixture

@@ -3,16 +3,13 @@ N by the supervisor, rolled together by a restart, gone with the supervisor."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import subprocess
 
-from harness import HUPTIME, Served
-from servers_under_test import make_server
+from support.huptime import run_huptime, status_json
 from support.load import LoadRunner, run_load
-from support.tree import is_alive, live_descendants
+from support.proc import TCP_LISTEN, is_alive, kernel_sockets, live_descendants, open_fd_count
 from support.wait import wait_for
 
 COPIES = 4
@@ -20,42 +17,33 @@ RESTARTS = 20
 
 
 def copies(command: list[str]) -> list[dict]:
-    done = subprocess.run([*HUPTIME, "--status", "--json", "--", *command], capture_output=True,
-                          text=True, timeout=30)
-    if done.returncode != 0:
+    instances = status_json(command, check=False)
+    if not instances:
         return []
-    return [g for g in json.loads(done.stdout)[0]["generations"] if g["state"] == "serving"]
+    return [g for g in instances[0]["generations"] if g["state"] == "serving"]
 
 
 def listening_sockets(port: int) -> int:
     """How many distinct listening sockets the kernel has on 127.0.0.1:port."""
-    count = 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            if state == "0A" and local.endswith(f":{port:04X}"):
-                count += 1
-    return count
+    return kernel_sockets(port, "tcp", TCP_LISTEN)
 
 
-def start_pool(xprocess, name, port, tmp_path, build_dir):
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, name, server.command, options=["--multi", str(COPIES)]).start()
+def start_pool(serve, label):
+    server, served = serve("threaded", label=label, options=["--multi", str(COPIES)])
     pool = wait_for(lambda: len(copies(server.command)) == COPIES and copies(server.command),
                     what=f"{COPIES} copies serving")
     return server, served, pool
 
 
-def test_a_pool_of_four_rolls_twenty_times_under_load(xprocess, port, tmp_path, build_dir):
-    server, served, pool = start_pool(xprocess, "multi", port, tmp_path, build_dir)
+def test_a_pool_of_four_rolls_twenty_times_under_load(serve, port):
+    server, served, pool = start_pool(serve, "multi")
     assert len({g["pid"] for g in pool}) == COPIES
     assert listening_sockets(port) == 1, "one shared listener: one accept queue"
-    supervisor_fds = len(os.listdir(f"/proc/{served.leader}/fd"))
+    supervisor_fds = open_fd_count(served.leader)
     with LoadRunner(port, clients=8, duration=240.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
         for n in range(2, RESTARTS + 2):
-            done = subprocess.run([*HUPTIME, "--restart", "--", *server.command],
-                                  capture_output=True, text=True, timeout=60)
+            done = run_huptime("--restart", "--", *server.command)
             assert done.returncode == 0, done.stderr
             assert f"{COPIES} copies serving, generations " + ", ".join([str(n)] * COPIES) \
                 in done.stdout
@@ -67,14 +55,14 @@ def test_a_pool_of_four_rolls_twenty_times_under_load(xprocess, port, tmp_path, 
     assert len(last) >= 2, f"the last generation's copies share the queue: {last}"
     assert listening_sockets(port) == 1
     assert "--multi: copy" not in served.log(), "a restart is not a crash"
-    assert len(os.listdir(f"/proc/{served.leader}/fd")) == supervisor_fds, \
+    assert open_fd_count(served.leader) == supervisor_fds, \
         "the supervisor holds one set of listeners, not one per report"
     pool = copies(server.command)
     assert len(pool) == COPIES and {g["generation"] for g in pool} == {RESTARTS + 1}
 
 
-def test_a_copy_that_dies_is_replaced(xprocess, port, tmp_path, build_dir):
-    server, served, pool = start_pool(xprocess, "multi-replace", port, tmp_path, build_dir)
+def test_a_copy_that_dies_is_replaced(serve, port):
+    server, served, pool = start_pool(serve, "multi-replace")
     victim = pool[-1]["pid"]
     os.kill(victim, signal.SIGKILL)
     served.wait_log(rf"--multi: copy \d+, generation 1 \(pid {victim}\) was killed by signal 9 "
@@ -87,8 +75,8 @@ def test_a_copy_that_dies_is_replaced(xprocess, port, tmp_path, build_dir):
     assert listening_sockets(port) == 1
 
 
-def test_the_pool_dies_with_its_supervisor(xprocess, port, tmp_path, build_dir):
-    server, served, pool = start_pool(xprocess, "multi-kill", port, tmp_path, build_dir)
+def test_the_pool_dies_with_its_supervisor(serve):
+    server, served, pool = start_pool(serve, "multi-kill")
     os.kill(served.leader, signal.SIGKILL)
     wait_for(lambda: not any(is_alive(g["pid"]) for g in pool) and not live_descendants(),
              20, lambda: f"end of the pool; still running: {live_descendants()}")

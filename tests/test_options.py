@@ -10,33 +10,30 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
-from harness import Served
-from servers_under_test import make_server
 from support.load import LoadRunner
-from support.tree import is_alive
+from support.proc import is_alive
+from support.served import Served
+from support.wait import wait_for
 
 RESTARTS = 5
 
 
-def pidfile_server(xprocess, port, tmp_path, build_dir, *, exec_mode=False, options=()):
+def pidfile_server(serve, tmp_path, *, exec_mode=False, options=()):
     pidfile = tmp_path / "server.pid"
     behaviour = tmp_path / "behaviour"
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, "pidfile", server.command, exec_mode=exec_mode,
-                    options=["--ready-timeout", "5", *options],
-                    env={"HT_PIDFILE": str(pidfile), "HT_BEHAVIOUR_FILE": str(behaviour)})
-    return served.start(), pidfile, behaviour
+    _, served = serve("threaded", label="pidfile", exec_mode=exec_mode,
+                      options=["--ready-timeout", "5", *options],
+                      env={"HT_PIDFILE": str(pidfile), "HT_BEHAVIOUR_FILE": str(behaviour)})
+    return served, pidfile, behaviour
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
-def test_unlink_lets_a_pid_file_server_restart(xprocess, port, tmp_path, build_dir, mode):
+def test_unlink_lets_a_pid_file_server_restart(serve, port, tmp_path, mode):
     pidfile = tmp_path / "server.pid"
-    served, pidfile, _ = pidfile_server(xprocess, port, tmp_path, build_dir,
-                                        exec_mode=mode == "exec",
+    served, pidfile, _ = pidfile_server(serve, tmp_path, exec_mode=mode == "exec",
                                         options=["--unlink", str(pidfile)])
     assert pidfile.read_text() == f"{served.leader}\n"
     with LoadRunner(port, clients=8, duration=120.0) as load:
@@ -52,20 +49,19 @@ def test_unlink_lets_a_pid_file_server_restart(xprocess, port, tmp_path, build_d
     served.stop()
 
 
-def test_without_unlink_the_pid_file_blocks_the_restart(xprocess, port, tmp_path, build_dir):
+def test_without_unlink_the_pid_file_blocks_the_restart(serve, tmp_path):
     """Negative control: the same server, no --unlink: every restart is rolled back."""
-    served, pidfile, _ = pidfile_server(xprocess, port, tmp_path, build_dir)
+    served, pidfile, _ = pidfile_server(serve, tmp_path)
     assert "exited with status 1 before it was ready" in served.expect_rollback()
     assert pidfile.read_text() == f"{served.leader}\n"
     served.stop()
 
 
-def test_unlink_puts_the_file_back_when_the_new_version_fails(xprocess, port, tmp_path, build_dir):
+def test_unlink_puts_the_file_back_when_the_new_version_fails(serve, port, tmp_path):
     """The new version writes its pid file and then crashes: the old one keeps serving
     and its pid file is restored, not left naming a dead process."""
     pidfile = tmp_path / "server.pid"
-    served, pidfile, behaviour = pidfile_server(xprocess, port, tmp_path, build_dir,
-                                                options=[f"--unlink={pidfile}"])
+    served, pidfile, behaviour = pidfile_server(serve, tmp_path, options=[f"--unlink={pidfile}"])
     behaviour.write_text("crash")
     with LoadRunner(port, clients=8, duration=120.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
@@ -80,13 +76,11 @@ def test_unlink_puts_the_file_back_when_the_new_version_fails(xprocess, port, tm
     served.stop()
 
 
-def helper_server(xprocess, port, tmp_path, build_dir, seconds, *, exec_mode=False, options=()):
+def helper_server(serve, tmp_path, seconds, *, exec_mode=False, options=()):
     marker = tmp_path / "helpers"
     marker.touch()
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, "helper", server.command, exec_mode=exec_mode, options=list(options),
-                    env={"HT_HELPER_SECONDS": str(seconds), "HT_HELPER_MARKER": str(marker)})
-    served.start()
+    _, served = serve("threaded", label="helper", exec_mode=exec_mode, options=options,
+                      env={"HT_HELPER_SECONDS": str(seconds), "HT_HELPER_MARKER": str(marker)})
     helper = int(served.wait_log(r"generation 1 helper pid (\d+)").group(1))
     return served, marker, helper
 
@@ -98,16 +92,14 @@ def stop_leader(served: Served) -> None:
 
 
 def wait_gone(*pids: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while any(is_alive(pid) for pid in pids):
-        assert time.monotonic() < deadline, f"still running: {[p for p in pids if is_alive(p)]}"
-        time.sleep(0.02)
+    wait_for(lambda: not any(is_alive(pid) for pid in pids), timeout,
+             lambda: f"end of {list(pids)}; still running: {[p for p in pids if is_alive(p)]}")
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
-def test_wait_lets_the_programs_children_finish(xprocess, port, tmp_path, build_dir, mode):
-    served, marker, helper = helper_server(xprocess, port, tmp_path, build_dir, 1.5,
-                                           exec_mode=mode == "exec", options=["--wait"])
+def test_wait_lets_the_programs_children_finish(serve, port, tmp_path, mode):
+    served, marker, helper = helper_server(serve, tmp_path, 1.5, exec_mode=mode == "exec",
+                                           options=["--wait"])
     old = served.leader
     with LoadRunner(port, clients=8, duration=120.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
@@ -122,9 +114,9 @@ def test_wait_lets_the_programs_children_finish(xprocess, port, tmp_path, build_
     stop_leader(served)
 
 
-def test_without_wait_the_programs_children_are_ended(xprocess, port, tmp_path, build_dir):
+def test_without_wait_the_programs_children_are_ended(serve, tmp_path):
     """Negative control: the same helper, no --wait: it is ended with its generation."""
-    served, marker, helper = helper_server(xprocess, port, tmp_path, build_dir, 30)
+    served, marker, helper = helper_server(serve, tmp_path, 30)
     old = served.leader
     served.restart()
     wait_gone(old, helper)
@@ -132,8 +124,8 @@ def test_without_wait_the_programs_children_are_ended(xprocess, port, tmp_path, 
     stop_leader(served)
 
 
-def test_wait_is_bounded_by_the_drain_timeout(xprocess, port, tmp_path, build_dir):
-    served, marker, helper = helper_server(xprocess, port, tmp_path, build_dir, 60,
+def test_wait_is_bounded_by_the_drain_timeout(serve, tmp_path):
+    served, marker, helper = helper_server(serve, tmp_path, 60,
                                            options=["--wait", "--drain-timeout", "1"])
     old = served.leader
     served.restart()

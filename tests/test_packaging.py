@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HUPTIME
+from support.huptime import HUPTIME, run_huptime
 from support.process import WatchedProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,8 +40,7 @@ def test_the_man_page_is_current():
                                           ("zsh", "#compdef huptime"),
                                           ("fish", "complete --no-files --command huptime")])
 def test_shell_completion_scripts(shell, marker):
-    done = subprocess.run(HUPTIME, capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "_HUPTIME_COMPLETE": f"{shell}_source"})
+    done = run_huptime(env={"_HUPTIME_COMPLETE": f"{shell}_source"})
     assert done.returncode == 0 and marker in done.stdout, done.stdout + done.stderr
 
 

@@ -9,33 +9,17 @@ from __future__ import annotations
 
 import pytest
 
-from harness import Served
-from servers_under_test import NAMES, make_server
 from support.load import LoadRunner
+from support.servers import NAMES
 
 RESTARTS = 20
 CLIENTS = 8
 
 
-def start(xprocess, name, port, tmp_path, build_dir, nginx_bin, exec_mode, options=()):
-    server = make_server(name, port, tmp_path, build_dir, nginx_bin if name == "nginx" else None)
-    served = Served(xprocess, name, server.command, exec_mode=exec_mode, options=list(options))
-    return server, served.start()
-
-
-@pytest.fixture
-def nginx_if_needed(request):
-    if "nginx" in request.node.name:
-        return request.getfixturevalue("nginx_bin")
-    return None
-
-
 @pytest.mark.parametrize("mode", ["fork", "exec"])
 @pytest.mark.parametrize("name", NAMES)
-def test_restarts_under_load_lose_nothing(xprocess, name, mode, port, tmp_path, build_dir,
-                                          nginx_if_needed):
-    server, served = start(xprocess, name, port, tmp_path, build_dir, nginx_if_needed,
-                           mode == "exec")
+def test_restarts_under_load_lose_nothing(serve, name, mode, port):
+    server, served = serve(name, exec_mode=mode == "exec")
     leaders = {served.leader}
     with LoadRunner(port, path=server.path, clients=CLIENTS, duration=240.0) as load:
         load.wait_until(lambda r: r.ok >= 50)

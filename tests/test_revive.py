@@ -7,23 +7,20 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 
 import pytest
 
-from harness import HUPTIME, Served
-from servers_under_test import make_server
+from support.huptime import run_huptime
 from support.load import run_load
-from support.tree import is_alive, live_descendants
+from support.proc import is_alive, live_descendants
 from support.wait import wait_for
 
 
 @pytest.mark.parametrize("status", [0, 1])
 def test_a_server_that_exits_every_second_is_revived_without_refusals(
-        xprocess, port, tmp_path, build_dir, status):
-    server = make_server("blocking", port, tmp_path, build_dir)
-    served = Served(xprocess, "revive", server.command, options=["--revive"],
-                    env={"HT_EXIT_AFTER": "1", "HT_EXIT_STATUS": str(status)}).start()
+        serve, port, status):
+    _, served = serve("blocking", label="revive", options=["--revive"],
+                      env={"HT_EXIT_AFTER": "1", "HT_EXIT_STATUS": str(status)})
     result = run_load(port, clients=4, duration=6.0)
     assert result.failed == 0, result.summary()
     revived = re.findall(r"--revive: generation (\d+) \(pid \d+\) exited with status (\d+) "
@@ -35,9 +32,8 @@ def test_a_server_that_exits_every_second_is_revived_without_refusals(
     assert len(result.bodies_seen) >= 3, "each revived copy served"
 
 
-def test_the_program_dies_with_its_supervisor_even_on_sigkill(xprocess, port, tmp_path, build_dir):
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, "revive-kill", server.command, options=["--revive"]).start()
+def test_the_program_dies_with_its_supervisor_even_on_sigkill(serve):
+    _, served = serve("threaded", label="revive-kill", options=["--revive"])
     supervisor = served.leader
     program = int(re.search(r"huptime\[(\d+)\]: generation 1 serving", served.log()).group(1))
     assert program != supervisor and is_alive(program)
@@ -49,11 +45,9 @@ def test_the_program_dies_with_its_supervisor_even_on_sigkill(xprocess, port, tm
              lambda: f"end of the program; still running: {live_descendants()}")
 
 
-def test_stop_ends_supervisor_and_program(xprocess, port, tmp_path, build_dir):
-    server = make_server("threaded", port, tmp_path, build_dir)
-    served = Served(xprocess, "revive-stop", server.command, options=["--revive"]).start()
-    done = subprocess.run([*HUPTIME, "--stop", "--", *server.command], capture_output=True,
-                          text=True, timeout=60)
+def test_stop_ends_supervisor_and_program(serve):
+    server, served = serve("threaded", label="revive-stop", options=["--revive"])
+    done = run_huptime("--stop", "--", *server.command)
     assert done.returncode == 0, done.stderr
     assert not is_alive(served.leader)
     assert live_descendants() == []

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from huptime.launcher import shim_path
+from support.huptime import clean_env
 from support.load import run_load
 from support.process import WatchedProcess
 from support.servers import server_command
@@ -22,9 +23,7 @@ BASE = {"HUPTIME_MODE": "fork"}
 
 
 def shim_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUPTIME_")}
-    env.update(LD_PRELOAD=str(shim_path()), PYTHONUNBUFFERED="1", **settings)
-    return env
+    return clean_env({"LD_PRELOAD": str(shim_path()), **settings})
 
 
 def under_shim(command: list[str], env: dict[str, str]) -> WatchedProcess:
@@ -97,16 +96,15 @@ def test_thread_blocked_in_accept_can_be_cancelled(port, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
-def test_children_started_by_subprocess_and_posix_spawn(xprocess, port, mode):
+def test_children_started_by_subprocess_and_posix_spawn(under_huptime, port, mode):
     """Programs the server starts (vfork/posix_spawn/fork+exec) run with the shim inert,
     and starting them on every request leaves the shim's counts intact: each old
     generation drains at once instead of waiting for connections that never close."""
-    from harness import Served
     from support.load import LoadRunner
 
     server = os.path.join(os.path.dirname(__file__), "servers", "spawning_server.py")
-    served = Served(xprocess, "spawning", [sys.executable, server, str(port)],
-                    exec_mode=mode == "exec", options=["--drain-timeout", "60"]).start()
+    served = under_huptime("spawning", [sys.executable, server, str(port)],
+                           exec_mode=mode == "exec", options=["--drain-timeout", "60"]).start()
     with LoadRunner(port, clients=4, duration=120.0) as load:
         load.wait_until(lambda r: r.ok >= 20)
         for _ in range(3):

@@ -3,17 +3,15 @@ a Unix socket bound with the unlink-then-bind idiom, an abstract Unix socket."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from harness import HUPTIME, Served
+from support.huptime import status_json
 from support.load import LoadRunner
 
 SERVER = Path(__file__).parent / "servers" / "listeners_server.py"
@@ -21,17 +19,15 @@ RESTARTS = 5
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
-def test_every_listener_kind_survives_restarts_under_load(xprocess, port, tmp_path, mode):
+def test_every_listener_kind_survives_restarts_under_load(under_huptime, port, tmp_path, mode):
     sock_path = tmp_path / "app.sock"
     abstract = f"@huptime-test-{os.getpid()}-{port}"
     addresses = {"ipv4": f"tcp:127.0.0.1:{port}", "ipv6": f"tcp:[::1]:{port}",
                  "unix": f"unix:{sock_path}", "abstract": f"unix:{abstract}"}
     command = [sys.executable, str(SERVER), *addresses.values()]
-    served = Served(xprocess, "listeners", command, exec_mode=mode == "exec").start()
+    served = under_huptime("listeners", command, exec_mode=mode == "exec").start()
 
-    status = subprocess.run([*HUPTIME, "--status", "--json"], capture_output=True, text=True,
-                            timeout=30)
-    [inst] = json.loads(status.stdout)
+    [inst] = status_json()
     assert sorted(inst["listeners"]) == sorted([f"127.0.0.1:{port}", f"[::1]:{port}",
                                                 f"unix:{sock_path}", f"unix:{abstract}"])
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import Served
+from support.proc import kernel_sockets
+from support.wait import wait_for
 
 SERVER = Path(__file__).parent / "servers" / "udp_server.py"
 RESTARTS = 5
@@ -47,21 +48,18 @@ class Pinger:
         sock.close()
 
     def wait_for(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in a for a in self.answered[-50:]):
-            assert time.monotonic() < deadline, f"no answer with {text!r}"
-            time.sleep(0.02)
+        wait_for(lambda: any(text in a for a in self.answered[-50:]), timeout,
+                 f"answer with {text!r}")
 
 
 def udp_sockets_on(port: int) -> int:
-    with open("/proc/net/udp") as f:
-        return sum(1 for line in f.readlines()[1:] if line.split()[1].endswith(f":{port:04X}"))
+    return kernel_sockets(port, "udp")
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
-def test_a_udp_server_keeps_its_socket_and_loses_nothing(xprocess, port, mode):
-    served = Served(xprocess, "udp", [sys.executable, str(SERVER), str(port)],
-                    exec_mode=mode == "exec").start()
+def test_a_udp_server_keeps_its_socket_and_loses_nothing(under_huptime, port, mode):
+    served = under_huptime("udp", [sys.executable, str(SERVER), str(port)],
+                           exec_mode=mode == "exec").start()
     pinger = Pinger(port)
     pinger.thread.start()
     pinger.wait_for("gen=1")
@@ -76,11 +74,11 @@ def test_a_udp_server_keeps_its_socket_and_loses_nothing(xprocess, port, mode):
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
-def test_a_blocking_udp_server_is_ready_when_it_receives(xprocess, port, mode):
+def test_a_blocking_udp_server_is_ready_when_it_receives(under_huptime, port, mode):
     """recvfrom() on the handed-over socket counts as waiting for clients, and a
     thread blocked in it is woken when its generation stops."""
-    served = Served(xprocess, "udp-blocking", [sys.executable, str(SERVER), str(port), "blocking"],
-                    exec_mode=mode == "exec", options=["--ready-timeout", "10"]).start()
+    served = under_huptime("udp-blocking", [sys.executable, str(SERVER), str(port), "blocking"],
+                           exec_mode=mode == "exec", options=["--ready-timeout", "10"]).start()
     pinger = Pinger(port)
     pinger.thread.start()
     for _ in range(3):

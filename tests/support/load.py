@@ -21,6 +21,10 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
+from .wait import wait_for
+
+OnReply = Callable[[str, float, str], None]  # (kind, latency, detail) of one request
+
 MAX_RESPONSE_BYTES = 1 << 20
 MAX_ERROR_SAMPLES = 10
 HARD_DEADLINE_MARGIN = 5.0
@@ -195,7 +199,7 @@ class _Load:
     def __init__(self, port: int, *, host: str = "127.0.0.1", path: str = "/",
                  clients: int = 8, duration: float = 5.0, max_requests: int = 200_000,
                  timeout: float = 5.0, stop: threading.Event | None = None,
-                 unix: str | None = None) -> None:
+                 unix: str | None = None, on_reply: OnReply | None = None) -> None:
         if clients < 1 or duration <= 0 or timeout <= 0 or max_requests < 0:
             raise ValueError("need clients >= 1, duration > 0, timeout > 0, max_requests >= 0")
         if unix is not None:  # a socket path, or "@name" for an abstract socket
@@ -210,6 +214,7 @@ class _Load:
         self._timeout = timeout
         self._stop = stop if stop is not None else threading.Event()
         self._tally = _Tally(max_requests)
+        self._on_reply = on_reply
         self._started = time.monotonic()
         self.longest_run = duration + timeout + HARD_DEADLINE_MARGIN
 
@@ -237,17 +242,23 @@ class _Load:
     def _work(self, end: float) -> None:
         while (not self._stop.is_set() and time.monotonic() < end
                and self._tally.reserve()):
-            self._tally.record(*_request(self._family, self._address,
-                                         self._payload, self._timeout))
+            kind, latency, detail = _request(self._family, self._address,
+                                             self._payload, self._timeout)
+            self._tally.record(kind, latency, detail)
+            if self._on_reply is not None:
+                self._on_reply(kind, latency, detail)
 
 
 def run_load(port: int, *, host: str = "127.0.0.1", path: str = "/", clients: int = 8,
              duration: float = 5.0, max_requests: int = 200_000, timeout: float = 5.0,
-             stop: threading.Event | None = None, unix: str | None = None) -> LoadResult:
+             stop: threading.Event | None = None, unix: str | None = None,
+             on_reply: OnReply | None = None) -> LoadResult:
     """Load host:port (or the Unix socket `unix`) with `clients` threads until duration,
-    stop or max_requests; block."""
+    stop or max_requests; block. on_reply(kind, latency, detail) is called in the worker
+    thread after each request is counted (detail: the body's first line if kind is "ok")."""
     return _Load(port, host=host, path=path, clients=clients, duration=duration,
-                 max_requests=max_requests, timeout=timeout, stop=stop, unix=unix).run()
+                 max_requests=max_requests, timeout=timeout, stop=stop, unix=unix,
+                 on_reply=on_reply).run()
 
 
 class LoadRunner:
@@ -285,16 +296,14 @@ class LoadRunner:
 
     def wait_until(self, predicate: Callable[[LoadResult], bool],
                    timeout: float = 10.0) -> LoadResult:
-        """Poll snapshots until predicate(snapshot) holds; TimeoutError after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
+        """Poll snapshots until predicate(snapshot) holds and return that snapshot;
+        TimeoutError after `timeout`."""
+        def met() -> LoadResult | None:
             snapshot = self.snapshot()
-            if predicate(snapshot):
-                return snapshot
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"load condition not met in {timeout}s: "
-                                   f"{snapshot.summary()}")
-            time.sleep(0.01)
+            return snapshot if predicate(snapshot) else None
+
+        return wait_for(met, timeout, "load condition met", every=0.01,
+                        detail=lambda: self.snapshot().summary())
 
     def stop(self) -> LoadResult:
         """Stop the load, wait for in-flight requests, and return the final result."""
