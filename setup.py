@@ -1,9 +1,12 @@
 """Build csrc/*.c into src/huptime/libhuptime.so: a plain shared library, not a
 Python extension. It is preloaded into arbitrary programs, so it must not need
-libpython (-Wl,-z,defs proves it) and it must load with LD_BIND_NOW=1."""
+libpython (-Wl,-z,defs proves it) and it must load with LD_BIND_NOW=1.
+csrc/protocol.h goes next to it: huptime/protocol.py reads the shared definitions
+from there at run time."""
 
 import os
 import shlex
+import shutil
 import subprocess
 import sysconfig
 from pathlib import Path
@@ -17,12 +20,14 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 SOURCES = sorted(str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*.c"))
+PROTOCOL = Path("csrc/protocol.h")  # installed as huptime/protocol.h
 CFLAGS = ["-std=gnu11", "-O2", "-flto", "-g", "-Wall", "-Wextra", "-fPIC", "-fvisibility=hidden"]
 LDFLAGS = ["-shared", "-flto=auto", "-Wl,-z,defs", "-Wl,-z,now", "-Wl,--as-needed", "-ldl", "-pthread"]
 
 
 class BuildShim(build_ext):
-    """Compile and link the shim with the system C compiler, named libhuptime.so."""
+    """Compile and link the shim with the system C compiler, named libhuptime.so,
+    and put the protocol.h it was built with beside it."""
 
     def get_ext_filename(self, fullname):
         return os.path.join(*fullname.split(".")[:-1], "libhuptime.so")
@@ -36,6 +41,11 @@ class BuildShim(build_ext):
                *shlex.split(os.environ.get("LDFLAGS", ""))]
         self.announce(" ".join(cmd), level=2)
         subprocess.run(cmd, check=True)
+        shutil.copyfile(HERE / PROTOCOL, target.parent / PROTOCOL.name)
+
+    def get_outputs(self):
+        shims = super().get_outputs()
+        return [*shims, *(str(Path(shim).parent / PROTOCOL.name) for shim in shims)]
 
 
 class PlatformWheel(bdist_wheel):

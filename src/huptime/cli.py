@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from huptime import __version__, control
-from huptime.launcher import LaunchError, Settings, launch
+from huptime import HuptimeError, __version__, control, protocol
+from huptime.launcher import Settings, launch
 
 EPILOG = """\b
 Examples:
@@ -57,13 +57,11 @@ def parse_signal(_ctx: click.Context, _param: click.Parameter, value: str) -> in
     return number
 
 
-MAX_UNLINK = 16  # the shim's limit (csrc/config.h)
-
-
 def absolute_paths(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """--unlink FILE...: made absolute now, since the program may change directory."""
-    if len(values) > MAX_UNLINK:
-        raise click.BadParameter(f"at most {MAX_UNLINK} files, got {len(values)}")
+    """--unlink FILE...: made absolute now, since the program may change directory;
+    at most the shim's MAX_UNLINK (asked only when there are files: it loads cffi)."""
+    if values and len(values) > protocol.MAX_UNLINK:
+        raise click.BadParameter(f"at most {protocol.MAX_UNLINK} files, got {len(values)}")
     paths = []
     for value in values:
         if not value or "\n" in value or "\0" in value:
@@ -157,8 +155,8 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
     launch(list(command), settings)
 
 
-START_OPTIONS = ("exec_mode", "fork_mode", "signal_number", "ready_timeout", "drain_timeout",
-                 "wait", "unlink", "revive", "multi", "debug")
+# Every other option (but --version and --help) applies to starting a server.
+CONTROL_OPTIONS = ("do_restart", "do_status", "do_stop", "timeout", "as_json")
 
 
 def run_control(ctx: click.Context, actions: list[str], timeout: float | None, as_json: bool,
@@ -167,9 +165,10 @@ def run_control(ctx: click.Context, actions: list[str], timeout: float | None, a
     if len(actions) > 1:
         raise click.UsageError(f"{' and '.join(actions)} exclude each other")
     action = actions[0]
-    for name in START_OPTIONS:
-        if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
-            option = next(p for p in ctx.command.params if p.name == name)
+    for option in ctx.command.params:
+        if (isinstance(option, click.Option) and not option.is_eager
+                and option.name not in CONTROL_OPTIONS
+                and ctx.get_parameter_source(option.name) != click.core.ParameterSource.DEFAULT):
             raise click.UsageError(f"{option.opts[0]} applies to starting a server, not to {action}")
     if as_json and action != "--status":
         raise click.UsageError("--json goes with --status")
@@ -189,7 +188,7 @@ def run_control(ctx: click.Context, actions: list[str], timeout: float | None, a
                 click.echo(f"restarted {name}: {control.restart(inst, timeout)}")
             else:
                 click.echo(f"stopped {name}: {control.stop(inst, 10.0 if timeout is None else timeout)}")
-        except control.ControlError as exc:
+        except HuptimeError as exc:  # this instance only: the others are still acted on
             click.echo(f"huptime: {name}: {exc}", err=True)
             failed.append(exc.status)
     if failed:
@@ -197,7 +196,7 @@ def run_control(ctx: click.Context, actions: list[str], timeout: float | None, a
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: click errors and launch errors become one line and a status."""
+    """Entry point: click errors and huptime's own become one line and a status."""
     try:
         huptime.main(args=argv, prog_name="huptime", standalone_mode=False)
     except click.UsageError as exc:
@@ -208,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)
-    except (LaunchError, control.ControlError) as exc:
+    except HuptimeError as exc:
         click.echo(f"huptime: {exc}", err=True)
         sys.exit(exc.status)
     sys.exit(0)

@@ -10,10 +10,12 @@ import signal as signals
 import time
 from pathlib import Path
 
-from huptime.record import (RECORD, ControlError, Instance, events_size, find, maps_file,
-                            members, owned_pid, read_events, signal_name, supervisor)
+from huptime import HuptimeError, protocol
+from huptime.procfs import maps_file, owned_pid
+from huptime.record import (RECORD, Instance, events_size, find, members, read_events,
+                            signal_name, supervisor_pid)
 
-__all__ = ["ControlError", "find", "restart", "status", "stop"]
+__all__ = ["find", "restart", "status", "stop"]
 
 
 # --- --restart ---------------------------------------------------------------
@@ -24,10 +26,10 @@ def open_verified(pid: int, mapped: Path) -> int:
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
-        raise ControlError(f"pid {pid} exited") from None
+        raise HuptimeError(f"pid {pid} exited") from None
     if not (owned_pid(pid) and maps_file(pid, mapped)):
         os.close(pidfd)
-        raise ControlError(f"pid {pid} is no longer part of this instance")
+        raise HuptimeError(f"pid {pid} is no longer part of this instance")
     return pidfd
 
 
@@ -37,11 +39,11 @@ def exited(pidfd: int, timeout: float) -> bool:
 
 def restart(inst: Instance, timeout: float | None) -> str:
     """Send the restart signal and wait for the outcome; returns a success line,
-    raises ControlError with the reason otherwise. A --multi pool is signalled
+    raises HuptimeError with the reason otherwise. A --multi pool is signalled
     through its supervisor and is done when every copy reports serving."""
     gen = inst.serving()
     if gen is None:
-        raise ControlError("no serving generation (a restart is in progress)")
+        raise HuptimeError("no serving generation (a restart is in progress)")
     record = inst.record
     copies = int(record.get("copies", 1))
     if timeout is None:
@@ -50,9 +52,9 @@ def restart(inst: Instance, timeout: float | None) -> str:
             timeout += float(record.get("drain_timeout", 300))
     offset = events_size(inst.path)
     if copies > 1:
-        keeper = supervisor(inst)
+        keeper = supervisor_pid(inst)
         if keeper is None:
-            raise ControlError("the --multi supervisor is gone")
+            raise HuptimeError("the --multi supervisor is gone")
         target, pidfd = keeper, open_verified(keeper, inst.path / RECORD)
     else:
         target, pidfd = gen.pid, open_verified(gen.pid, gen.page)
@@ -66,7 +68,7 @@ def restart(inst: Instance, timeout: float | None) -> str:
             for number, pid, word, rest in events:
                 if copies == 1 and number <= gen.number:
                     continue
-                if word == "serving":
+                if word == protocol.EVENT_SERVING:
                     served[pid] = number
                     if copies == 1:
                         return (f"generation {number} (pid {pid}) serving; "
@@ -74,16 +76,16 @@ def restart(inst: Instance, timeout: float | None) -> str:
                     if len(served) >= copies:
                         return (f"{copies} copies serving, generations "
                                 f"{', '.join(map(str, sorted(served.values())))}")
-                if word == "failed":
+                if word == protocol.EVENT_FAILED:
                     keeps = (f"generation {gen.number} (pid {gen.pid}) keeps serving"
                              if copies == 1 else "that copy keeps its old generation")
-                    raise ControlError(f"restart failed, {keeps}: generation {number} {rest}")
+                    raise HuptimeError(f"restart failed, {keeps}: generation {number} {rest}")
             if gone:
-                raise ControlError(f"pid {target} exited during the restart and no new "
+                raise HuptimeError(f"pid {target} exited during the restart and no new "
                                    "generation reported serving")
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ControlError(f"no outcome within {timeout:g} s (see the server's log)")
+                raise HuptimeError(f"no outcome within {timeout:g} s (see the server's log)")
             gone = exited(pidfd, min(left, 0.02))
     finally:
         os.close(pidfd)
@@ -119,7 +121,7 @@ def stop(inst: Instance, grace: float) -> str:
     of it is gone."""
     pidfds: dict[int, int] = {}
     try:
-        keeper = supervisor(inst)
+        keeper = supervisor_pid(inst)
         for pid in [*members(inst), *([keeper] if keeper else [])]:
             try:
                 pidfds[pid] = os.pidfd_open(pid)
@@ -137,7 +139,7 @@ def stop(inst: Instance, grace: float) -> str:
             left = wait_gone({pid: pidfds[pid] for pid in left}, 5)
             how = f"killed after {grace:g} s"
         if left:
-            raise ControlError(f"pids {', '.join(map(str, left))} survived SIGKILL")
+            raise HuptimeError(f"pids {', '.join(map(str, left))} survived SIGKILL")
     finally:
         for fd in pidfds.values():
             os.close(fd)
@@ -155,7 +157,7 @@ def describe(inst: Instance) -> str:
              f"started {started}, record {inst.path}"]
     for g in inst.generations:
         conns = f"{g.connections} connection{'' if g.connections == 1 else 's'}"
-        where = " ".join(g.listeners) if g.state == "serving" else ""
+        where = " ".join(g.listeners) if g.is_serving else ""
         lines.append(f"  generation {g.number}  pid {g.pid}  {g.state:<8}  {conns}"
                      + (f"  {where}" if where else ""))
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Start a command with the shim preloaded: resolve it, prepare the environment, exec.
 
 Nothing here runs after the exec: from then on the shim inside the server does the
-work. docs/protocol.md lists every variable set here.
+work. The variables set here are named in csrc/protocol.h (through protocol.py) and
+explained in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -14,28 +15,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from huptime import record
+from huptime import HuptimeError, protocol, record
 
 SHIM_NAME = "libhuptime.so"
 
-# Handoff state a stale environment may carry; the shim must never see it at start.
-HANDOFF_VARS = (
-    "HUPTIME_FDS",
-    "HUPTIME_READY_FD",
-    "HUPTIME_GENERATION",
-    "HUPTIME_PENDING",
-    "HUPTIME_IGNORED_SIGNALS",
-    "HUPTIME_SUPERVISOR_FD",
-    "HUPTIME_SLOT",
-)
-
-
-class LaunchError(Exception):
-    """A problem to report in one line, with the exit status a shell would use."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+# Stripped from the caller's environment at start: every variable of protocol.h,
+# since a stale one (a server started from another huptime server's shell) must
+# never reach the shim. build_env then sets the settings of this launch.
+STRIPPED_VARS = protocol.ENV_NAMES
 
 
 @dataclass(frozen=True)
@@ -57,7 +44,7 @@ def shim_path() -> Path:
     """The shim shipped inside this package."""
     path = Path(str(resources.files("huptime").joinpath(SHIM_NAME)))
     if not path.is_file():
-        raise LaunchError(f"the shim is missing ({path}): reinstall huptime", 1)
+        raise HuptimeError(f"the shim is missing ({path}): reinstall huptime", 1)
     return path
 
 
@@ -66,9 +53,9 @@ def resolve_command(name: str, path_var: str | None) -> str:
     if "/" in name:
         candidate = Path(name)
         if not candidate.exists():
-            raise LaunchError(f"{name}: command not found", 127)
+            raise HuptimeError(f"{name}: command not found", 127)
         if candidate.is_dir() or not os.access(candidate, os.X_OK):
-            raise LaunchError(f"{name}: permission denied (not an executable file)", 126)
+            raise HuptimeError(f"{name}: permission denied (not an executable file)", 126)
         return name
     found = shutil.which(name, path=path_var)
     if found:
@@ -77,34 +64,27 @@ def resolve_command(name: str, path_var: str | None) -> str:
     for directory in (path_var or os.defpath).split(os.pathsep):
         candidate = Path(directory or ".") / name
         if candidate.is_file():
-            raise LaunchError(f"{name}: permission denied (not an executable file)", 126)
-    raise LaunchError(f"{name}: command not found", 127)
+            raise HuptimeError(f"{name}: permission denied (not an executable file)", 126)
+    raise HuptimeError(f"{name}: command not found", 127)
 
 
 def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) -> dict[str, str]:
     """The server's environment: the caller's, plus the preload and the settings."""
-    env = {k: v for k, v in base.items() if k not in HANDOFF_VARS}
+    env = {k: v for k, v in base.items() if k not in STRIPPED_VARS}
     preload = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p != str(shim)]
     env["LD_PRELOAD"] = " ".join([str(shim), *preload])
-    env["HUPTIME_PID"] = str(pid)
-    env["HUPTIME_GENERATION"] = "1"
-    env["HUPTIME_MODE"] = settings.mode
-    env["HUPTIME_SIGNAL"] = str(settings.signal)
-    env["HUPTIME_READY_TIMEOUT_MS"] = str(max(1, round(settings.ready_timeout * 1000)))
-    env["HUPTIME_DRAIN_TIMEOUT_MS"] = str(max(1, round(settings.drain_timeout * 1000)))
+    env[protocol.ENV_PID] = str(pid)
+    env[protocol.ENV_GENERATION] = "1"
+    env[protocol.ENV_MODE] = settings.mode
+    env[protocol.ENV_SIGNAL] = str(settings.signal)
+    env[protocol.ENV_READY_TIMEOUT_MS] = str(max(1, round(settings.ready_timeout * 1000)))
+    env[protocol.ENV_DRAIN_TIMEOUT_MS] = str(max(1, round(settings.drain_timeout * 1000)))
     if settings.debug:
-        env["HUPTIME_DEBUG"] = "1"
-    else:
-        env.pop("HUPTIME_DEBUG", None)
+        env[protocol.ENV_DEBUG] = "1"
     if settings.wait:
-        env["HUPTIME_WAIT"] = "1"
-    else:
-        env.pop("HUPTIME_WAIT", None)
+        env[protocol.ENV_WAIT] = "1"
     if settings.unlink:
-        env["HUPTIME_UNLINK"] = "\n".join(settings.unlink)
-    else:
-        env.pop("HUPTIME_UNLINK", None)
-    env.pop("HUPTIME_CONTROL", None)
+        env[protocol.ENV_UNLINK] = "\n".join(settings.unlink)
     return env
 
 
@@ -119,11 +99,11 @@ def record_instance(command: list[str], program: str, settings: Settings,
             **({"supervisor": os.getpid(), "copies": settings.multi}
                if settings.revive or settings.multi > 1 else {}),
         }, os.getpid())
-    except (record.ControlError, OSError) as exc:
+    except (HuptimeError, OSError) as exc:
         print(f"huptime: warning: no instance record ({exc}): --status, --restart and "
               "--stop will not find this server", file=sys.stderr)
         return
-    env["HUPTIME_CONTROL"] = str(path)
+    env[protocol.ENV_CONTROL] = str(path)
 
 
 def launch(command: list[str], settings: Settings) -> None:
@@ -134,14 +114,14 @@ def launch(command: list[str], settings: Settings) -> None:
     record_instance(command, program, settings, env)
     if settings.revive or settings.multi > 1:
         from huptime.supervisor import supervise
-        raise SystemExit(supervise(program, command, env, settings.signal, settings.multi))
+        raise SystemExit(supervise(program, command, env, settings))
     # Python ignores these at start and exec keeps ignored signals: the program must not.
     for name in ("SIGPIPE", "SIGXFSZ"):
         signal.signal(getattr(signal, name), signal.SIG_DFL)
     try:
         os.execve(program, command, env)
     except OSError as exc:
-        if "HUPTIME_CONTROL" in env:
-            shutil.rmtree(env["HUPTIME_CONTROL"], ignore_errors=True)
+        if protocol.ENV_CONTROL in env:
+            shutil.rmtree(env[protocol.ENV_CONTROL], ignore_errors=True)
         status = 126 if exc.errno in (13, 8) else 127  # EACCES, ENOEXEC
-        raise LaunchError(f"{command[0]}: {exc.strerror}", status) from exc
+        raise HuptimeError(f"{command[0]}: {exc.strerror}", status) from exc

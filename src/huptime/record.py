@@ -5,36 +5,33 @@ directory and writes instance.json there; the shim inside the server keeps each
 generation's page in gen-N and appends lifecycle lines to events (docs/protocol.md,
 "The instance record"). A process counts as an instance's generation only if it is
 this user's and maps that instance's gen-N file: a stranger's process whose command
-line looks alike is never found, so never signalled.
+line looks alike is never found, so never signalled. Records are made and pruned
+under an flock on the runtime directory.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal as signals
 import stat
-import struct
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from huptime import HuptimeError, protocol
+from huptime.procfs import mapping_any, maps_file, owned_pid
 
 RECORD = "instance.json"
 EVENTS = "events"
-PAGE = struct.Struct("=iiiiiiiiq1024s")  # csrc/generation.h, struct gen_page
-PAGE_VERSION = 1
-STATES = {0: "serving", 1: "draining", 2: "exiting"}
 NOT_FOUND = 3  # exit status when no instance matches, as `systemctl status` uses
-
-
-class ControlError(Exception):
-    """A problem to report in one line, with an exit status."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
+PAGE_MAX_AGE = 60  # seconds a page may go without its version before it is taken as dead
 
 
 def runtime_dir(create: bool) -> Path:
@@ -55,13 +52,13 @@ def runtime_dir(create: bool) -> Path:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise ControlError(f"cannot create {path}: {exc.strerror}") from None
+            raise HuptimeError(f"cannot create {path}: {exc.strerror}") from None
     try:
         st = path.lstat()
     except FileNotFoundError:
         return path
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
-        raise ControlError(f"{path} is not a private directory of user {uid} "
+        raise HuptimeError(f"{path} is not a private directory of user {uid} "
                            "(it must be owned by you with mode 0700): refusing to use it")
     return path.resolve()
 
@@ -69,25 +66,42 @@ def runtime_dir(create: bool) -> Path:
 def new_instance(command: list[str], program: str, settings: dict, pid: int) -> Path:
     """Make the record for a launch that is about to exec; returns its directory."""
     base = runtime_dir(create=True)
-    prune(base)
-    path = Path(tempfile.mkdtemp(prefix=f"{pid}-", dir=base))
-    record = {"version": 1, "pid": pid, "command": command, "program": program,
-              "cwd": os.getcwd(), "started": time.time(), **settings}
-    tmp = path / (RECORD + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.rename(path / RECORD)
+    with locked(base):
+        prune_locked(base)
+        path = Path(tempfile.mkdtemp(prefix=f"{pid}-", dir=base))
+        record = {"version": 1, "pid": pid, "command": command, "program": program,
+                  "cwd": os.getcwd(), "started": time.time(), **settings}
+        tmp = path / (RECORD + ".tmp")
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        tmp.rename(path / RECORD)
     return path
+
+
+@contextmanager
+def locked(base: Path) -> Iterator[None]:
+    """Hold an flock on the runtime directory itself (no lock file to leave behind
+    in it): a record directory is never pruned while it is being made."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass
 class Generation:
     number: int
     pid: int
-    state: str
+    state: str                  # protocol.state_name: serving, draining, retired
     connections: int
     listeners: list[str]
     started: float
     page: Path
+
+    @property
+    def is_serving(self) -> bool:
+        return self.state == protocol.state_name(protocol.GEN_SERVING)
 
     def as_dict(self) -> dict:
         return {"generation": self.number, "pid": self.pid, "state": self.state,
@@ -106,7 +120,7 @@ class Instance:
         return list(self.record.get("command", []))
 
     def serving(self) -> Generation | None:
-        live = [g for g in self.generations if g.state == "serving"]
+        live = [g for g in self.generations if g.is_serving]
         return max(live, key=lambda g: g.number) if live else None
 
     def as_dict(self) -> dict:
@@ -130,36 +144,13 @@ def signal_name(number: int) -> str:
         return str(number)
 
 
-def owned_pid(pid: int) -> bool:
-    """A live process of this user (a zombie counts as gone)."""
+def read_page(path: Path) -> Any | None:
+    """The generation page in path (fields by name, see protocol.page), or None."""
     try:
-        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
-            return False
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
-
-
-def maps_file(pid: int, path: Path) -> bool:
-    """True if process pid has path mapped: it runs the shim of that generation."""
-    want = str(path)
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            return any(line.rstrip("\n").endswith(" " + want) for line in f)
-    except OSError:
-        return False
-
-
-def read_page(path: Path) -> tuple | None:
-    try:
-        data = path.read_bytes()[:PAGE.size]
+        with open(path, "rb") as f:
+            return protocol.page(f.read(protocol.GEN_PAGE_SIZE))
     except OSError:
         return None
-    if len(data) < PAGE.size:
-        return None
-    fields = PAGE.unpack(data)
-    return fields if fields[5] == PAGE_VERSION else None
 
 
 def load(path: Path) -> Instance | None:
@@ -172,29 +163,36 @@ def load(path: Path) -> Instance | None:
         return None
     inst = Instance(path, record)
     for page_path in sorted(path.glob("gen-*")):
-        fields = read_page(page_path)
-        if not fields:
-            continue
-        state, conns, _ready, number, leader, _version, _waiting, _, started_ms, text = fields
-        if owned_pid(leader) and maps_file(leader, page_path):
-            listeners = text.split(b"\0", 1)[0].decode(errors="replace").split()
-            inst.generations.append(Generation(number, leader, STATES.get(state, "?"),
-                                               max(conns, 0), listeners, started_ms / 1000,
-                                               page_path))
+        page = read_page(page_path)
+        if page is not None and owned_pid(page.leader) and maps_file(page.leader, page_path):
+            inst.generations.append(Generation(
+                page.number, page.leader, protocol.state_name(page.state), max(page.conns, 0),
+                protocol.listeners(page), page.started_ms / 1000, page_path))
     inst.generations.sort(key=lambda g: -g.number)
     return inst
 
 
 def stale(path: Path) -> bool:
     try:
-        return time.time() - path.stat().st_mtime > 60
+        return time.time() - path.stat().st_mtime > PAGE_MAX_AGE
     except OSError:
         return False
 
 
 def prune(base: Path) -> None:
+    """Remove records of instances that have ended (see prune_locked)."""
+    try:
+        with locked(base):
+            prune_locked(base)
+    except OSError:
+        return
+
+
+def prune_locked(base: Path) -> None:
     """Remove records of instances that have ended: no recorded process of this user
-    is alive. Conservative: an instance between two images (exec mode) is kept."""
+    is alive. Conservative: an instance between two images (exec mode) is kept.
+    The caller holds locked(base), so a record without a readable instance.json is
+    not one a launch is writing: it was left half-made and goes."""
     try:
         entries = list(base.iterdir())
     except OSError:
@@ -206,15 +204,15 @@ def prune(base: Path) -> None:
         try:
             pids.append(int(json.loads((path / RECORD).read_text()).get("pid", 0)))
         except (OSError, ValueError, AttributeError):
-            if not stale(path):
-                continue  # a launch may be writing it
+            pass
         for page_path in path.glob("gen-*"):
-            fields = read_page(page_path)
-            if fields and owned_pid(fields[4]):
-                pids.append(fields[4])
-            elif fields or stale(page_path):
+            page = read_page(page_path)
+            if page is not None and owned_pid(page.leader):
+                pids.append(page.leader)
+            elif page is not None or stale(page_path):
                 # Its leader is gone. A page without its version yet is one a
-                # generation is creating right now: left alone unless it is old.
+                # generation (the shim, which takes no lock) is creating right
+                # now: left alone unless it is old.
                 page_path.unlink(missing_ok=True)
         if not any(pid > 0 and owned_pid(pid) for pid in pids):
             shutil.rmtree(path, ignore_errors=True)
@@ -246,7 +244,7 @@ def find(command: list[str]) -> list[Instance]:
     chosen = [i for i in instances() if not command or matches(i, command)]
     if not chosen:
         what = f"of {' '.join(command)!r} " if command else ""
-        raise ControlError(f"no running instance {what}started by huptime "
+        raise HuptimeError(f"no running instance {what}started by huptime "
                            f"(user {os.getuid()})", NOT_FOUND)
     return chosen
 
@@ -277,7 +275,7 @@ def events_size(path: Path) -> int:
         return 0
 
 
-def supervisor(inst: Instance) -> int | None:
+def supervisor_pid(inst: Instance) -> int | None:
     """The --revive supervisor's PID, if it is alive and maps the record."""
     pid = inst.record.get("supervisor")
     if isinstance(pid, int) and owned_pid(pid) and maps_file(pid, inst.path / RECORD):
@@ -288,14 +286,4 @@ def supervisor(inst: Instance) -> int | None:
 def members(inst: Instance) -> list[int]:
     """Every process of this user that maps one of the instance's pages: its
     generations' leaders and their workers."""
-    pages = {str(p) for p in inst.path.glob("gen-*")}
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and owned_pid(int(entry)):
-            try:
-                with open(f"/proc/{entry}/maps") as f:
-                    if any(line.rstrip("\n").rsplit(" ", 1)[-1] in pages for line in f):
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
+    return mapping_any(inst.path.glob("gen-*"))

@@ -19,7 +19,6 @@ dies, even by SIGKILL, every generation sees end of file on its link and stops.
 from __future__ import annotations
 
 import array
-import ctypes
 import mmap
 import os
 import select
@@ -29,10 +28,14 @@ import sys
 import time
 from dataclasses import dataclass
 
+from huptime import protocol
+from huptime.launcher import Settings
+from huptime.procfs import become_subreaper, children
+from huptime.record import RECORD
+
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 10.0  # a copy that ran this long was not crash-looping
-PR_SET_CHILD_SUBREAPER = 36
 FD_SIZE = array.array("i").itemsize
 RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ")  # Python ignores these; the program must not
 
@@ -61,18 +64,20 @@ class Slot:
     await_until: float | None = None    # its leader exited 0 unready: a daemon's parent?
     exited_pid: int = 0
 
-    def name(self) -> str:
+    def log_prefix(self) -> str:
         return "--revive:" if self.number is None else f"--multi: copy {self.number},"
 
 
 class Supervisor:
     def __init__(self, program: str, command: list[str], env: dict[str, str],
-                 restart_signal: int, copies: int) -> None:
+                 settings: Settings) -> None:
         self.program = program
         self.command = command
-        self.env = env
-        self.restart_signal = restart_signal
+        self.env = env  # the program's environment (launcher.build_env), for every copy
+        self.settings = settings
+        self.restart_signal = settings.signal
         self.listeners: list[int] = []
+        copies = settings.multi
         self.slots = [Slot(i if copies > 1 else None) for i in range(copies)]
         self.stopping = False
         self.status = 0
@@ -80,12 +85,13 @@ class Supervisor:
     # -- starting a copy -----------------------------------------------------
 
     def start_copy(self, slot: Slot, generation: int) -> None:
-        env = dict(self.env, HUPTIME_GENERATION=str(generation))
-        env.pop("HUPTIME_FDS", None)
-        if self.listeners:
-            env["HUPTIME_FDS"] = ",".join(map(str, self.listeners))
+        env = dict(self.env)
+        env[protocol.ENV_GENERATION] = str(generation)
+        if self.listeners:  # handed over like the shim's own handoff does
+            env[protocol.ENV_FDS] = ",".join(map(str, self.listeners))
+            env[protocol.ENV_PROTOCOL] = str(protocol.HUPTIME_PROTOCOL_VERSION)
         if slot.number is not None:
-            env["HUPTIME_SLOT"] = str(slot.number)
+            env[protocol.ENV_SLOT] = str(slot.number)
         pid = os.fork()
         if pid == 0:  # the child: only exec from here
             try:
@@ -96,7 +102,7 @@ class Supervisor:
                 signals.pthread_sigmask(signals.SIG_SETMASK, [])
                 for fd in self.listeners:
                     os.set_inheritable(fd, True)
-                env["HUPTIME_PID"] = str(os.getpid())
+                env[protocol.ENV_PID] = str(os.getpid())
                 os.execve(self.program, self.command, env)
             except BaseException as exc:  # noqa: BLE001 - nothing may escape a forked child
                 try:
@@ -110,7 +116,7 @@ class Supervisor:
         slot.serving = False
 
     def debug(self, message: str) -> None:
-        if self.env.get("HUPTIME_DEBUG") == "1":  # --debug
+        if self.settings.debug:
             log(message)
 
     def leaders(self) -> list[int]:
@@ -120,7 +126,7 @@ class Supervisor:
 
     def on_reports(self, link: socket.socket) -> None:
         """Every queued report."""
-        space = socket.CMSG_SPACE(64 * FD_SIZE)
+        space = socket.CMSG_SPACE(protocol.HANDOFF_MAX_FDS * FD_SIZE)
         while True:
             try:  # not socket.recv_fds: Python 3.11's ignores its flags
                 message, ancillary, _flags, _addr = link.recvmsg(
@@ -134,9 +140,11 @@ class Supervisor:
             self.on_report(message, list(fds))
 
     def on_report(self, message: bytes, fds: list[int]) -> None:
+        """A leader's "serving N PID SLOT" (SLOT -1 for a lone copy), with its
+        listeners attached: the descriptors to hold from now on."""
         words = message.decode(errors="replace").split()
         numbers = [int(w) for w in words[1:] if w.lstrip("-").isdigit()]
-        if len(words) != 4 or words[0] != "serving" or len(numbers) != 3:
+        if len(words) != 4 or words[0] != protocol.REPORT_SERVING or len(numbers) != 3:
             for fd in fds:
                 os.close(fd)
             return
@@ -169,7 +177,7 @@ class Supervisor:
             return
         if not slot.serving and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             # A daemonizing parent exits 0 at once; its child takes over and reports.
-            wait = int(self.env.get("HUPTIME_READY_TIMEOUT_MS", "60000")) / 1000
+            wait = self.settings.ready_timeout
             slot.await_until, slot.exited_pid = time.monotonic() + wait, pid
             self.debug(f"generation {slot.generation} (pid {pid}) exited with status 0 before "
                        f"it was ready; waiting up to {wait:g} s for a daemonized child to report")
@@ -179,7 +187,7 @@ class Supervisor:
     def schedule_revive(self, slot: Slot, pid: int, how: str, ran: float) -> None:
         slot.await_until = None
         slot.delay = BACKOFF_FIRST if ran >= STABLE_AFTER else slot.delay
-        log(f"{slot.name()} generation {slot.generation} (pid {pid}) {how} "
+        log(f"{slot.log_prefix()} generation {slot.generation} (pid {pid}) {how} "
             f"after {ran:.1f} s; starting generation {slot.generation + 1} in {slot.delay:g} s"
             + ("" if self.listeners else " (no listener held yet: clients are refused meanwhile)"))
         slot.revive_at = time.monotonic() + slot.delay
@@ -231,8 +239,8 @@ class Supervisor:
                         self.send(signals.SIGTERM, everyone=True)
                     elif sig == self.restart_signal and not self.stopping:
                         self.send(self.restart_signal)
-            children = self.reap(link)
-            if self.stopping and not children:
+            alive = self.reap(link)
+            if self.stopping and not alive:
                 return self.status
             for slot in self.slots:
                 now = time.monotonic()
@@ -243,36 +251,20 @@ class Supervisor:
                     self.start_copy(slot, slot.generation + 1)
 
 
-def children() -> set[int]:
-    """This process's children, from /proc (they are not reaped yet, so their PIDs
-    cannot have been reused)."""
-    found: set[int] = set()
-    try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as f:
-                found.update(int(pid) for pid in f.read().split())
-    except OSError:
-        pass
-    return found
-
-
-def subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        log(f"cannot become a child subreaper: {os.strerror(ctypes.get_errno())}; "
+def supervise(program: str, command: list[str], env: dict[str, str], settings: Settings) -> int:
+    """Run the program under a supervisor until it is stopped; returns the exit status.
+    env is the program's (launcher.build_env), settings what it was built from."""
+    why = become_subreaper()
+    if why:
+        log(f"cannot become a child subreaper: {why}; "
             "generations started by restarts are not revived")
-
-
-def supervise(program: str, command: list[str], env: dict[str, str], restart_signal: int,
-              copies: int = 1) -> int:
-    """Run the program under a supervisor until it is stopped; returns the exit status."""
-    subreaper()
-    record = pin_record(env.get("HUPTIME_CONTROL"))
+    record = pin_record(env.get(protocol.ENV_CONTROL))
     link, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     child_end.set_inheritable(True)
-    env = dict(env, HUPTIME_SUPERVISOR_FD=str(child_end.fileno()))
+    env = dict(env)
+    env[protocol.ENV_SUPERVISOR_FD] = str(child_end.fileno())
     try:
-        return Supervisor(program, command, env, restart_signal, copies).run(link)
+        return Supervisor(program, command, env, settings).run(link)
     finally:
         if record is not None:
             record.close()
@@ -284,7 +276,7 @@ def pin_record(directory: str | None) -> mmap.mmap | None:
     if not directory:
         return None
     try:
-        with open(os.path.join(directory, "instance.json"), "rb") as f:
+        with open(os.path.join(directory, RECORD), "rb") as f:
             return mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
     except (OSError, ValueError):
         return None
