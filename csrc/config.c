@@ -57,22 +57,36 @@ static int is_handed_over_socket(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM;
 }
 
+/* The handoff's protocol version: -1 if this shim does not speak it. */
+static int load_protocol(char **envp)
+{
+    const char *s = huptime_env_get(envp, ENV_PROTOCOL);
+    long v = 1;
+    if (s && huptime_parse_uint(s, 1000000L, &v) < 0)
+        v = 0;
+    cfg.protocol = (int)v;
+    if (!huptime_env_get(envp, ENV_FDS) && !huptime_env_get(envp, ENV_READY_FD))
+        return 0; /* nothing handed over: nothing to understand */
+    return v >= HUPTIME_PROTOCOL_MIN && v <= HUPTIME_PROTOCOL_VERSION ? 0 : -1;
+}
+
 static void load_handoff(char **envp)
 {
-    const char *s = huptime_env_get(envp, "HUPTIME_GENERATION");
+    const char *s = huptime_env_get(envp, ENV_GENERATION);
     long v;
     cfg.generation = 1;
     if (s && huptime_parse_uint(s, 1000000000L, &v) == 0 && v > 0)
         cfg.generation = (int)v;
-    s = huptime_env_get(envp, "HUPTIME_PENDING");
+    s = huptime_env_get(envp, ENV_PENDING);
     cfg.pending = s && strcmp(s, "1") == 0;
 
-    s = huptime_env_get(envp, "HUPTIME_FDS");
+    s = huptime_env_get(envp, ENV_FDS);
     if (s) {
         int fds[HANDOFF_MAX_FDS];
         int n = huptime_parse_fd_list(s, fds, HANDOFF_MAX_FDS);
         if (n < 0)
-            log_info("ignoring HUPTIME_FDS=%.40s: not a list of descriptor numbers", s);
+            log_info("ignoring " ENV_FDS "=%.40s: not a list of at most %d descriptor numbers", s,
+                     HANDOFF_MAX_FDS);
         for (int i = 0; i < n; i++) {
             if (is_handed_over_socket(fds[i]))
                 cfg.inherited[cfg.n_inherited++] = fds[i];
@@ -80,14 +94,14 @@ static void load_handoff(char **envp)
                 log_info("ignoring inherited descriptor %d: not a listening socket", fds[i]);
         }
     }
-    s = huptime_env_get(envp, "HUPTIME_READY_FD");
+    s = huptime_env_get(envp, ENV_READY_FD);
     if (s) {
         struct stat st;
         if (huptime_parse_uint(s, 65535, &v) == 0 && v > 2 && fstat((int)v, &st) == 0 &&
             S_ISFIFO(st.st_mode))
             cfg.ready_fd = (int)v;
         else
-            log_info("ignoring HUPTIME_READY_FD=%.20s: not an open pipe above stderr", s);
+            log_info("ignoring " ENV_READY_FD "=%.20s: not an open pipe above stderr", s);
     }
 }
 
@@ -97,10 +111,10 @@ static void load_handoff(char **envp)
  * the program never runs with signals it did not ask to ignore. */
 static void restore_signals(const char *list)
 {
-    int ignored[HANDOFF_MAX_FDS];
-    int n = huptime_parse_fd_list(list, ignored, HANDOFF_MAX_FDS);
+    int ignored[HANDOFF_MAX_SIGNALS];
+    int n = huptime_parse_fd_list(list, ignored, HANDOFF_MAX_SIGNALS);
     if (n < 0) {
-        log_info("HUPTIME_IGNORED_SIGNALS=%.40s is malformed: every signal set to default", list);
+        log_info(ENV_IGNORED_SIGNALS "=%.40s is malformed: every signal set to default", list);
         n = 0;
     }
     struct sigaction sa;
@@ -134,7 +148,7 @@ static char **parse_unlink(const char *s)
         if (len > 0) {
             if (n == MAX_UNLINK || s[0] != '/' || len >= PATH_MAX ||
                 !(out[n++] = strndup(s, len))) {
-                log_info("ignoring settings: HUPTIME_UNLINK needs at most %d absolute paths",
+                log_info("ignoring settings: " ENV_UNLINK " needs at most %d absolute paths",
                          MAX_UNLINK);
                 for (int i = 0; i < n; i++)
                     free(out[i]);
@@ -147,20 +161,20 @@ static char **parse_unlink(const char *s)
     return out;
 }
 
-int config_load(int argc, char **argv, char **envp)
+enum config_result config_load(int argc, char **argv, char **envp)
 {
     (void)argc;
     long v;
-    const char *s = huptime_env_get(envp, "HUPTIME_DEBUG");
+    const char *s = huptime_env_get(envp, ENV_DEBUG);
     log_debug_enabled = s && strcmp(s, "1") == 0;
 
-    const char *mode = huptime_env_get(envp, "HUPTIME_MODE");
-    const char *pid = huptime_env_get(envp, "HUPTIME_PID");
+    const char *mode = huptime_env_get(envp, ENV_MODE);
+    const char *pid = huptime_env_get(envp, ENV_PID);
     if (!mode || !pid)
-        return 0; /* not started by huptime: inert */
+        return CONFIG_INERT; /* not started by huptime */
     if (huptime_parse_uint(pid, 1L << 30, &v) < 0 || v != (long)getpid())
-        return 0; /* a program the server started: inert */
-    s = huptime_env_get(envp, "HUPTIME_IGNORED_SIGNALS");
+        return CONFIG_INERT; /* a program the server started */
+    s = huptime_env_get(envp, ENV_IGNORED_SIGNALS);
     if (s)
         restore_signals(s);
 
@@ -169,45 +183,45 @@ int config_load(int argc, char **argv, char **envp)
     else if (strcmp(mode, "exec") == 0)
         cfg.mode = MODE_EXEC;
     else {
-        log_info("ignoring settings: HUPTIME_MODE=%.20s is neither fork nor exec", mode);
-        return 0;
+        log_info("ignoring settings: " ENV_MODE "=%.20s is neither fork nor exec", mode);
+        return CONFIG_INERT;
     }
     cfg.signo = SIGHUP;
-    s = huptime_env_get(envp, "HUPTIME_SIGNAL");
+    s = huptime_env_get(envp, ENV_SIGNAL);
     if (s) {
         if (huptime_parse_uint(s, SIGRTMAX, &v) < 0 || v < 1 || v == SIGKILL || v == SIGSTOP) {
-            log_info("ignoring settings: HUPTIME_SIGNAL=%.20s is not a catchable signal", s);
-            return 0;
+            log_info("ignoring settings: " ENV_SIGNAL "=%.20s is not a catchable signal", s);
+            return CONFIG_INERT;
         }
         cfg.signo = (int)v;
     }
-    if (setting_ms(envp, "HUPTIME_READY_TIMEOUT_MS", 60000, &cfg.ready_timeout_ms) < 0 ||
-        setting_ms(envp, "HUPTIME_DRAIN_TIMEOUT_MS", 300000, &cfg.drain_timeout_ms) < 0)
-        return 0;
+    if (setting_ms(envp, ENV_READY_TIMEOUT_MS, 60000, &cfg.ready_timeout_ms) < 0 ||
+        setting_ms(envp, ENV_DRAIN_TIMEOUT_MS, 300000, &cfg.drain_timeout_ms) < 0)
+        return CONFIG_INERT;
 
-    s = huptime_env_get(envp, "HUPTIME_WAIT");
+    s = huptime_env_get(envp, ENV_WAIT);
     cfg.wait_children = s && strcmp(s, "1") == 0;
-    s = huptime_env_get(envp, "HUPTIME_UNLINK");
+    s = huptime_env_get(envp, ENV_UNLINK);
     if (s && !(cfg.unlink = parse_unlink(s)))
-        return 0;
+        return CONFIG_INERT;
 
-    s = huptime_env_get(envp, "HUPTIME_SUPERVISOR_FD");
+    s = huptime_env_get(envp, ENV_SUPERVISOR_FD);
     if (s && huptime_parse_uint(s, 65535, &v) == 0 && v > 2)
         cfg.supervisor_fd = cfg.supervisor_env_fd = (int)v;
     else if (s)
-        log_info("ignoring HUPTIME_SUPERVISOR_FD=%.20s: not a descriptor above stderr", s);
+        log_info("ignoring " ENV_SUPERVISOR_FD "=%.20s: not a descriptor above stderr", s);
 
-    s = huptime_env_get(envp, "HUPTIME_SLOT");
+    s = huptime_env_get(envp, ENV_SLOT);
     if (s && huptime_parse_uint(s, 4096, &v) == 0)
         cfg.slot = (int)v;
     else if (s)
-        log_info("ignoring HUPTIME_SLOT=%.20s: not a copy number", s);
+        log_info("ignoring " ENV_SLOT "=%.20s: not a copy number", s);
 
-    s = huptime_env_get(envp, "HUPTIME_CONTROL");
+    s = huptime_env_get(envp, ENV_CONTROL);
     if (s && s[0] == '/' && strlen(s) < PATH_MAX - 32)
         cfg.control = strdup(s);
     else if (s)
-        log_info("ignoring HUPTIME_CONTROL=%.40s: not an absolute directory name; "
+        log_info("ignoring " ENV_CONTROL "=%.40s: not an absolute directory name; "
                  "no instance record", s);
 
     cfg.argv = copy_strv(argv);
@@ -216,7 +230,7 @@ int config_load(int argc, char **argv, char **envp)
     if (!cfg.argv || !cfg.argv[0] || !cfg.envp || !cfg.cwd) {
         log_info("ignoring settings: cannot record argv, environment or directory: %s",
                  strerror(errno ? errno : ENOMEM));
-        return 0;
+        return CONFIG_INERT;
     }
     sigprocmask(SIG_SETMASK, NULL, &cfg.start_mask);
     sigemptyset(&cfg.start_ignored);
@@ -225,6 +239,8 @@ int config_load(int argc, char **argv, char **envp)
         if (REAL(sigaction)(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
             sigaddset(&cfg.start_ignored, sig);
     }
+    cfg.pid = getpid();
+    int understood = load_protocol(envp) == 0;
     load_handoff(envp);
-    return 1;
+    return understood ? CONFIG_LOADED : CONFIG_REFUSED;
 }

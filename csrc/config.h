@@ -8,12 +8,16 @@
 #define HUPTIME_CONFIG_H
 
 #include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include "handoff.h"
 
 enum huptime_mode { MODE_FORK, MODE_EXEC };
 
 struct config {
     int active;               /* the shim acts: settings valid, state set up */
+    pid_t pid;                /* this process, as of the constructor or its last fork */
+    int protocol;             /* the handoff's HUPTIME_PROTOCOL (1 when absent) */
     enum huptime_mode mode;
     int signo;                /* the restart signal */
     long ready_timeout_ms;
@@ -36,14 +40,21 @@ struct config {
     sigset_t start_ignored;   /* signals ignored at start */
 };
 
-#define MAX_UNLINK 16
-
 extern struct config cfg;
 
-/* Fill cfg from the process's arguments; returns 1 if huptime started this
- * process with valid settings (the caller sets cfg.active). Logs one line and
- * stays inert when a setting is malformed. Ignores (with a log line) handoff
- * descriptors that are not what they claim to be. */
-int config_load(int argc, char **argv, char **envp);
+enum config_result {
+    CONFIG_INERT,     /* not started by huptime, or a setting is malformed (logged) */
+    CONFIG_LOADED,    /* valid settings: the caller sets up the rest, then cfg.active */
+    CONFIG_REFUSED,   /* a handoff of a protocol this shim does not speak (cfg.protocol) */
+};
+
+/* Constructor: fill cfg from the process's arguments and environment. Logs one
+ * line and stays inert when a setting is malformed; ignores (with a log line)
+ * handoff descriptors that are not what they claim to be. */
+enum config_result config_load(int argc, char **argv, char **envp);
+
+/* 1 in a vfork child (posix_spawn, subprocess) that shares the parent's memory:
+ * there the shim must not change its state. Costs a getpid(). */
+static inline int config_in_vfork_child(void) { return getpid() != cfg.pid; }
 
 #endif

@@ -3,13 +3,12 @@
 #include "gate.h"
 #include "clock.h"
 #include "config.h"
-#include "control.h"
 #include "generation.h"
 #include "inherit.h"
 #include "log.h"
 #include "real.h"
 #include "registry.h"
-#include "restart.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -28,58 +27,47 @@
 
 static int stopped;   /* this process has dropped its listeners */
 
-/* A socket to hand over was added: the page shows it (huptime --status), and
- * the restart thread runs. */
-static void socket_added(void)
-{
-    char text[sizeof gen->listeners];
-    control_describe_listeners(text, sizeof text);
-    memcpy(gen->listeners, text, sizeof text);
-    restart_manager_start();
-}
-
-void gate_listening(int fd)
+int gate_listening(int fd)
 {
     int type = 0, domain = 0;
     socklen_t len = sizeof type;
-    if (reg_kind(fd) == FD_LISTENER) { /* a claimed listener, or a new backlog */
-        socket_added();
-        return;
-    }
+    if (reg_kind(fd) == FD_LISTENER) /* a claimed listener, or a new backlog */
+        return 1;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
-        return;
+        return 0;
     len = sizeof domain;
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
         (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX))
-        return;
+        return 0;
     int fl = REAL(fcntl64)(fd, F_GETFL);
     if (fl < 0)
-        return;
+        return 0;
     reg_listener_add(fd, (fl & O_NONBLOCK) != 0);
     if (!(fl & O_NONBLOCK))
         REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK);
     LOG_DEBUG("listener on descriptor %d%s", fd, fl & O_NONBLOCK ? " (non-blocking)" : "");
-    socket_added();
+    return 1;
 }
 
-void gate_bound(int fd, const struct sockaddr *addr, socklen_t len)
+int gate_bound(int fd, const struct sockaddr *addr, socklen_t len)
 {
     int type = 0;
     socklen_t tlen = sizeof type;
     if (reg_kind(fd) != FD_NONE || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 ||
         type != SOCK_DGRAM || !addr || len < sizeof(sa_family_t))
-        return;
+        return 0;
     if (addr->sa_family == AF_INET) {
         if (len < sizeof(struct sockaddr_in) || ((const struct sockaddr_in *)addr)->sin_port == 0)
-            return;
+            return 0;
     } else if (addr->sa_family == AF_INET6) {
         if (len < sizeof(struct sockaddr_in6) || ((const struct sockaddr_in6 *)addr)->sin6_port == 0)
-            return;
+            return 0;
     } else if (addr->sa_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path)) {
-        return; /* other families, and autobound Unix sockets */
+        return 0; /* other families, and autobound Unix sockets */
     }
     LOG_DEBUG("datagram socket on descriptor %d", fd);
     gate_dgram_socket(fd);
+    return 1;
 }
 
 /* Taking from a socket a stopping generation must not take from any more. */
@@ -110,9 +98,9 @@ take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *a
     for (;;) {
         if (blocking) {
             struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
-            unsigned seen = restart_signals_seen();
+            unsigned seen = signals_seen();
             int r = REAL(poll)(p, 2, timeout_ms);
-            if (r < 0 && errno == EINTR && restart_signals_seen() == seen)
+            if (r < 0 && errno == EINTR && signals_seen() == seen)
                 return -1; /* a signal of the program's: report it like the call would */
             if (r == 0) {
                 errno = EAGAIN; /* SO_RCVTIMEO passed */
@@ -121,7 +109,7 @@ take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *a
         }
         pthread_testcancel();
         gen_conn_add(1);
-        if (gen_stopping()) {
+        if (gen_draining()) {
             gen_conn_add(-1);
             return refuse(blocking);
         }
@@ -157,7 +145,6 @@ void gate_dgram_socket(int fd)
 {
     reg_set_kind(fd, FD_DGRAM);
     pthread_once(&holding_once, make_holding_key);
-    socket_added();
 }
 
 static void set_holding(int on)
@@ -220,9 +207,9 @@ void gate_note_wait(void)
     static int noted; /* this process has seen the generation ready and closed the unclaimed */
     if (__atomic_load_n(&noted, __ATOMIC_RELAXED))
         return;
-    if (!__atomic_load_n(&gen->waiting, __ATOMIC_RELAXED) && gen_mark_waiting())
+    if (!gen_is_waiting() && gen_mark_waiting())
         LOG_DEBUG("generation %d waits for clients", gen->number);
-    if (!__atomic_load_n(&gen->ready, __ATOMIC_RELAXED))
+    if (!gen_is_ready())
         return; /* the leader is still letting the program claim its listeners */
     inherit_close_unclaimed();
     __atomic_store_n(&noted, 1, __ATOMIC_RELAXED);
@@ -246,7 +233,7 @@ static int quiet_socket(void)
 
 void gate_local_stop(void)
 {
-    int fds[256];
+    int n = 0;
     reg_lock();
     if (stopped) {
         reg_unlock();
@@ -254,13 +241,12 @@ void gate_local_stop(void)
     }
     stopped = 1;
     reg_epoll_drop_all(gen_wake_rd);
-    int n = reg_listeners(fds, 256);
     int quiet = quiet_socket();
-    for (int i = 0; i < n; i++) {
-        int cloexec = REAL(fcntl64)(fds[i], F_GETFD) & FD_CLOEXEC;
-        if (quiet < 0 || REAL(dup3)(quiet, fds[i], cloexec ? O_CLOEXEC : 0) < 0)
-            REAL(close)(fds[i]);
-        reg_set_kind(fds[i], FD_STOPPED);
+    for (int fd = reg_next(0, FD_LISTENER); fd >= 0; fd = reg_next(fd + 1, FD_LISTENER), n++) {
+        int cloexec = REAL(fcntl64)(fd, F_GETFD) & FD_CLOEXEC;
+        if (quiet < 0 || REAL(dup3)(quiet, fd, cloexec ? O_CLOEXEC : 0) < 0)
+            REAL(close)(fd);
+        reg_set_kind(fd, FD_STOPPED);
     }
     if (quiet >= 0)
         REAL(close)(quiet);
@@ -301,7 +287,7 @@ int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, cons
     if (i == n)
         return REAL(ppoll)(fds, n, timeout, mask);
     gate_note_wait();
-    if (gen_stopping())
+    if (gen_draining())
         gate_local_stop();
     if (stopped)
         return REAL(ppoll)(fds, n, timeout, mask);

@@ -14,15 +14,17 @@
 #include <sys/socket.h>
 #include <time.h>
 
-/* The program called listen() successfully on fd. */
-void gate_listening(int fd);
+/* The program called listen() successfully on fd: 1 if fd is a listener to
+ * hand over (new, claimed, or a new backlog), so the caller announces it. */
+int gate_listening(int fd);
 
 /* A process of the generation waits for clients on a listener. */
 void gate_note_wait(void);
 
 /* bind() succeeded on fd: a datagram socket bound to a service address (not an
- * ephemeral port, not autobound) is handed over at restarts like a listener. */
-void gate_bound(int fd, const struct sockaddr *addr, socklen_t len);
+ * ephemeral port, not autobound) is handed over at restarts like a listener;
+ * returns 1 if fd became one, so the caller announces it. */
+int gate_bound(int fd, const struct sockaddr *addr, socklen_t len);
 
 /* fd is a datagram socket to hand over (bound by the program, or claimed). */
 void gate_dgram_socket(int fd);
@@ -42,9 +44,18 @@ ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx);
  * puts a quiet socket in place of each. Idempotent. */
 void gate_local_stop(void);
 
+/* accept()/accept4() on a listener (or a stopped one): takes a client as the
+ * program's blocking choice says, counts it; in a draining generation never
+ * takes one (EAGAIN, or the calling thread waits until the process ends). */
 int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+/* poll()/ppoll(): with a handed-over socket in the set, also waits on the stop
+ * pipe and drops the listeners when it fires; otherwise plain ppoll. */
 int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask);
+/* epoll_ctl(): follows which epoll sets watch listeners, and adds the stop pipe
+ * to each. */
 int gate_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+/* epoll_wait() family on a set that watches a listener: hides the stop pipe's
+ * event and drops the listeners when it fires. */
 int gate_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask);
 
 #endif

@@ -2,55 +2,47 @@
 #define _GNU_SOURCE
 #include "generation.h"
 #include "clock.h"
-#include "control.h"
 #include "log.h"
-#include "registry.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+_Static_assert(sizeof(struct gen_page) <= GEN_PAGE_SIZE, "the page holds the struct");
+
 struct gen_page *gen;
 int gen_wake_rd = -1;
-static int gen_wake_wr = -1;
+int gen_wake_wr = -1;
 
 static long futex(int *addr, int op, int val, const struct timespec *timeout)
 {
     return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
 }
 
-int gen_init(int number)
+static int load(int *field) { return __atomic_load_n(field, __ATOMIC_SEQ_CST); }
+static void store(int *field, int v) { __atomic_store_n(field, v, __ATOMIC_SEQ_CST); }
+
+int gen_init(struct gen_page *page, int number)
 {
     int p[2];
-    _Static_assert(sizeof(struct gen_page) <= GEN_PAGE_SIZE, "the page holds the struct");
-    struct gen_page *page = control_map_page(number, GEN_PAGE_SIZE);
-    if (!page) {
-        log_info("cannot map the generation page: %s; behaving like plain libc", strerror(errno));
-        return -1;
-    }
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
         log_info("cannot make the stop pipe: %s; behaving like plain libc", strerror(errno));
-        munmap(page, GEN_PAGE_SIZE);
-        control_forget(number);
         return -1;
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    page->number = number;
+    page->leader = (int)getpid();
+    page->started_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    store(&page->version, GEN_PAGE_VERSION);
     gen = page;
-    gen->number = number;
-    gen->leader = (int)getpid();
-    gen->started_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    __atomic_store_n(&gen->version, GEN_PAGE_VERSION, __ATOMIC_SEQ_CST);
     gen_wake_rd = p[0];
     gen_wake_wr = p[1];
-    reg_adopt(&gen_wake_rd, FD_INTERNAL);
-    reg_adopt(&gen_wake_wr, FD_INTERNAL);
     return 0;
 }
 
@@ -59,26 +51,30 @@ void gen_conn_add(int delta)
     if (!gen)
         return;
     int now = __atomic_add_fetch(&gen->conns, delta, __ATOMIC_SEQ_CST);
-    if (now <= 0 && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) != GEN_SERVING)
+    if (now <= 0 && load(&gen->state) != GEN_SERVING)
         futex(&gen->conns, FUTEX_WAKE, 1, NULL);
 }
 
-int gen_stopping(void)
+int gen_conns(void) { return load(&gen->conns); }
+
+int gen_draining(void)
 {
-    return gen && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) != GEN_SERVING;
+    return gen && load(&gen->state) != GEN_SERVING;
 }
 
 int gen_retired(void)
 {
-    return gen && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) == GEN_RETIRED;
+    return gen && load(&gen->state) == GEN_RETIRED;
 }
 
 void gen_broadcast_stop(void)
 {
-    __atomic_store_n(&gen->state, GEN_STOPPING, __ATOMIC_SEQ_CST);
+    store(&gen->state, GEN_DRAINING);
     ssize_t w = write(gen_wake_wr, "s", 1);
     (void)w;
 }
+
+void gen_retire(void) { store(&gen->state, GEN_RETIRED); }
 
 int gen_mark_waiting(void)
 {
@@ -89,22 +85,39 @@ int gen_mark_waiting(void)
     return 1;
 }
 
+/* The two readers the hot path calls once per process, relaxed. */
+int gen_is_waiting(void) { return __atomic_load_n(&gen->waiting, __ATOMIC_RELAXED); }
+int gen_is_ready(void) { return __atomic_load_n(&gen->ready, __ATOMIC_RELAXED); }
+
 void gen_wait_waiting(void)
 {
-    while (!__atomic_load_n(&gen->waiting, __ATOMIC_SEQ_CST))
+    while (!load(&gen->waiting))
         futex(&gen->waiting, FUTEX_WAIT, 0, NULL);
 }
 
-void gen_set_ready(void)
+void gen_set_ready(void) { store(&gen->ready, 1); }
+
+int gen_leader(void) { return load(&gen->leader); }
+
+int gen_take_leadership(int parent, int self)
 {
-    __atomic_store_n(&gen->ready, 1, __ATOMIC_SEQ_CST);
+    return __atomic_compare_exchange_n(&gen->leader, &parent, self, 0, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+}
+
+void gen_set_listeners(const char *text)
+{
+    /* Read while written only by --status, which takes the text up to its NUL. */
+    size_t n = strnlen(text, sizeof gen->listeners - 1);
+    memcpy(gen->listeners, text, n);
+    memset(gen->listeners + n, 0, sizeof gen->listeners - n);
 }
 
 int gen_wait_drained(long timeout_ms)
 {
     long deadline = now_ms() + timeout_ms;
     for (;;) {
-        int n = __atomic_load_n(&gen->conns, __ATOMIC_SEQ_CST);
+        int n = load(&gen->conns);
         if (n <= 0)
             return 0;
         long left = deadline - now_ms();

@@ -1,56 +1,56 @@
-/* generation.h - state shared by every process of one generation.
+/* generation.h - the page every process of one generation shares, and its waits.
  *
- * The leader maps one shared page before it forks anything, so its workers see
- * the same page (a file of the instance record when there is one, see control.h);
- * a pipe made at the same time is the broadcast that wakes every process of the
- * generation when it must stop accepting. The layout is part of the protocol
- * (docs/protocol.md): `huptime --status` reads it.
+ * The leader maps the page before it forks anything (the constructor asks
+ * record.h for it), so its workers see the same page; a pipe made at the same
+ * time is the broadcast that wakes every process of the generation when it must
+ * stop accepting. The layout and the states are part of the protocol
+ * (protocol.h, docs/protocol.md): `huptime --status` reads the page. This file
+ * is the only writer of its fields; the rest of the shim reads them through the
+ * functions below.
  */
 #ifndef HUPTIME_GENERATION_H
 #define HUPTIME_GENERATION_H
 
-enum gen_state {
-    GEN_SERVING = 0,
-    GEN_STOPPING = 1,  /* not accepting; draining */
-    GEN_RETIRED = 2,   /* drained; ending its processes, forks refused */
-};
-
-#define GEN_PAGE_VERSION 1
-#define GEN_PAGE_SIZE 4096
-
-struct gen_page {
-    int state;        /* enum gen_state */
-    int conns;        /* connections held by the generation's processes */
-    int ready;        /* 1 once the leader declared the generation ready */
-    int number;
-    int leader;       /* PID of the generation's leader */
-    int version;      /* GEN_PAGE_VERSION, written last */
-    int waiting;      /* 1 once a process waits on a listener */
-    int reserved;
-    long long started_ms;   /* wall clock, ms since the epoch */
-    char listeners[1024];   /* once ready: "127.0.0.1:8000 unix:/run/app.sock" */
-};
+#include "protocol.h"
 
 extern struct gen_page *gen;   /* NULL while inert */
-extern int gen_wake_rd;        /* readable once the generation is stopping */
+extern int gen_wake_rd;        /* readable once the generation is draining */
+extern int gen_wake_wr;        /* the constructor protects both ends (registry.h) */
 
-/* Create the page and the wake pipe. 0 on success, -1 (logged) on failure. */
-int gen_init(int number);
+/* Constructor: take the zeroed shared page (GEN_PAGE_SIZE bytes) for
+ * generation `number` led by this process, and make the wake pipe. 0 on
+ * success, -1 (logged) on failure; the caller owns the page either way. */
+int gen_init(struct gen_page *page, int number);
 
-/* Count connections up or down; wakes gen_wait_drained() at zero. */
+/* Count connections up or down; wakes gen_wait_drained() at zero. The hot path. */
 void gen_conn_add(int delta);
-int gen_stopping(void);   /* STOPPING or RETIRED */
+int gen_conns(void);
+int gen_draining(void);   /* DRAINING or RETIRED: accept nothing more */
 int gen_retired(void);
 
-/* Tell every process of the generation to stop accepting. */
+/* The leader, when a successor serves (fork) or before its exec: every process
+ * of the generation stops accepting. */
 void gen_broadcast_stop(void);
+/* The leader, once drained: no new processes from here on. */
+void gen_retire(void);
 
 /* Readiness: the first process that waits for clients marks the generation
  * waiting; the leader waits for that, lets the program claim its inherited
  * listeners, then sets it ready. */
 int gen_mark_waiting(void);    /* returns 1 for the first caller */
+int gen_is_waiting(void);
 void gen_wait_waiting(void);
 void gen_set_ready(void);
+int gen_is_ready(void);
+
+/* The leader's PID. gen_take_leadership: a daemonizing program's child (after
+ * setsid) takes over from `parent`, its parent; 1 if it did. */
+int gen_leader(void);
+int gen_take_leadership(int parent, int self);
+
+/* What the generation hands over, as text (protocol.h: the listeners text);
+ * rewritten whenever a socket to hand over appears. */
+void gen_set_listeners(const char *text);
 
 /* Wait until no connection is open, at most timeout_ms; 0 drained, -1 timed out. */
 int gen_wait_drained(long timeout_ms);

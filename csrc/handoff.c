@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "handoff.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -107,6 +108,44 @@ int huptime_sockaddr_same(const struct sockaddr *a, socklen_t alen,
     }
 }
 
+int huptime_format_sockaddr(const struct sockaddr *sa, socklen_t len, int dgram,
+                            char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+    int n = -1;
+    if (!sa || len < sizeof(sa_family_t))
+        return -1;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        n = snprintf(out, size, "%s%s:%d", dgram ? LISTENER_UDP : "", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        n = snprintf(out, size, "%s[%s]:%d", dgram ? LISTENER_UDP : "", host,
+                     ntohs(in6->sin6_port));
+    } else if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const void *)sa;
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        size_t plen = len > off ? len - off : 0;
+        const char *kind = dgram ? LISTENER_UNIXGRAM : LISTENER_UNIX;
+        if (plen > sizeof un->sun_path)
+            plen = sizeof un->sun_path;
+        if (plen > 0 && un->sun_path[0] == '\0') /* abstract: the printable part */
+            n = snprintf(out, size, "%s@%.*s", kind, (int)strnlen(un->sun_path + 1, plen - 1),
+                         un->sun_path + 1);
+        else
+            n = snprintf(out, size, "%s%.*s", kind, (int)strnlen(un->sun_path, plen),
+                         un->sun_path);
+    }
+    if (n <= 0 || (size_t)n >= size)
+        return -1;
+    for (int i = 0; i < n; i++) /* the list is space-separated */
+        if (out[i] == ' ' || out[i] == '\n')
+            out[i] = '?';
+    return n;
+}
+
 const char *huptime_env_get(char *const *envp, const char *name)
 {
     size_t len = strlen(name);
@@ -132,8 +171,8 @@ void huptime_put_pid(char *slot, long pid)
 }
 
 static const char *const handoff_keys[] = {
-    "HUPTIME_FDS=", "HUPTIME_READY_FD=", "HUPTIME_GENERATION=",
-    "HUPTIME_PENDING=", "HUPTIME_IGNORED_SIGNALS=", "HUPTIME_PID=", NULL,
+    ENV_FDS "=", ENV_READY_FD "=", ENV_GENERATION "=", ENV_PENDING "=",
+    ENV_IGNORED_SIGNALS "=", ENV_PROTOCOL "=", ENV_PID "=", NULL,
 };
 
 static int is_handoff_entry(const char *entry)
@@ -144,12 +183,13 @@ static int is_handoff_entry(const char *entry)
     return 0;
 }
 
-enum { ENTRY_TEXT = 64 + HANDOFF_MAX_FDS * 6 }; /* room for one added entry */
+/* Room for one added entry: a name and a list of numbers of up to 5 digits. */
+enum { ENTRY_TEXT = 64 + (HANDOFF_MAX_FDS > HANDOFF_MAX_SIGNALS ? HANDOFF_MAX_FDS : HANDOFF_MAX_SIGNALS) * 6 };
 
 /* Write "NAME=v1,v2,..." at *text and advance it; -1 if the list is malformed. */
 static int put_list(char **text, const char *name, const int *v, int n)
 {
-    char list[HANDOFF_MAX_FDS * 6 + 1];
+    char list[ENTRY_TEXT - 32];
     if (huptime_format_fd_list(v, n, list, sizeof list) < 0)
         return -1;
     *text += snprintf(*text, ENTRY_TEXT, "%s=%s", name, list) + 1;
@@ -158,7 +198,7 @@ static int put_list(char **text, const char *name, const int *v, int n)
 
 char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot)
 {
-    enum { EXTRA = 6 };
+    enum { EXTRA = 7 };
     size_t count = 0, bytes = 0;
     for (char *const *e = base; e && *e; e++)
         if (!is_handoff_entry(*e)) {
@@ -179,30 +219,32 @@ char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_
             text += len;
         }
     env[n++] = text;
-    if (put_list(&text, "HUPTIME_FDS", h->fds, h->nfds) < 0) {
+    if (put_list(&text, ENV_FDS, h->fds, h->nfds) < 0) {
         free(env);
         return NULL;
     }
     env[n++] = text;
-    text += snprintf(text, ENTRY_TEXT, "HUPTIME_GENERATION=%d", h->generation) + 1;
+    text += snprintf(text, ENTRY_TEXT, ENV_GENERATION "=%d", h->generation) + 1;
+    env[n++] = text;
+    text += snprintf(text, ENTRY_TEXT, ENV_PROTOCOL "=%d", HUPTIME_PROTOCOL_VERSION) + 1;
     if (h->ready_fd >= 0) {
         env[n++] = text;
-        text += snprintf(text, ENTRY_TEXT, "HUPTIME_READY_FD=%d", h->ready_fd) + 1;
+        text += snprintf(text, ENTRY_TEXT, ENV_READY_FD "=%d", h->ready_fd) + 1;
     }
     if (h->pending) {
         env[n++] = text;
-        text += snprintf(text, ENTRY_TEXT, "HUPTIME_PENDING=1") + 1;
+        text += snprintf(text, ENTRY_TEXT, ENV_PENDING "=1") + 1;
     }
     if (h->nignored >= 0) {
         env[n++] = text;
-        if (put_list(&text, "HUPTIME_IGNORED_SIGNALS", h->ignored, h->nignored) < 0) {
+        if (put_list(&text, ENV_IGNORED_SIGNALS, h->ignored, h->nignored) < 0) {
             free(env);
             return NULL;
         }
     }
     env[n++] = text;
-    memcpy(text, "HUPTIME_PID=", 12);
-    *pid_slot = text + 12;
+    memcpy(text, ENV_PID "=", sizeof ENV_PID);
+    *pid_slot = text + sizeof ENV_PID;
     huptime_put_pid(*pid_slot, 0);
     env[n] = NULL;
     return env;

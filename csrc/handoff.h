@@ -9,8 +9,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "protocol.h"
+
 #define HUPTIME_API __attribute__((visibility("default")))
-#define HANDOFF_MAX_FDS 64
 
 /* Parse a decimal integer in [0, max]; 0 on success, -1 on anything else
  * (empty, sign, junk, overflow). */
@@ -28,6 +29,15 @@ HUPTIME_API int huptime_format_fd_list(const int *fds, int n, char *buf, size_t 
  * same path or abstract name. 0 otherwise. */
 HUPTIME_API int huptime_sockaddr_same(const struct sockaddr *a, socklen_t alen,
                                       const struct sockaddr *b, socklen_t blen);
+
+/* The text form of a socket's local address, as the listeners text writes it
+ * (protocol.h): "127.0.0.1:8000", "[::1]:8000", "unix:/run/app.sock",
+ * "unix:@name" (the printable part of an abstract name), with the prefix
+ * "udp:" or "unixgram:" when dgram is 1. Spaces and newlines in a path become
+ * '?', so the text is one word. Returns its length, or -1 for another family
+ * or when it does not fit in size. */
+HUPTIME_API int huptime_format_sockaddr(const struct sockaddr *sa, socklen_t len, int dgram,
+                                        char *out, size_t size);
 
 /* Value of NAME in a NULL-terminated environment, or NULL. */
 HUPTIME_API const char *huptime_env_get(char *const *envp, const char *name);
@@ -47,10 +57,11 @@ struct handoff {
     int nignored;         /* new image arrives with all ignored (-1: not so) */
 };
 
-/* Build a new environment: base without any HUPTIME_FDS, HUPTIME_READY_FD,
- * HUPTIME_GENERATION, HUPTIME_PENDING, HUPTIME_IGNORED_SIGNALS, HUPTIME_PID
- * entries, plus those of h (HUPTIME_IGNORED_SIGNALS when nignored >= 0) and a
- * HUPTIME_PID entry whose value *pid_slot points to (fill it with huptime_put_pid).
+/* Build a new environment: base without any of the handoff's entries
+ * (protocol.h: HUPTIME_FDS, _READY_FD, _GENERATION, _PENDING, _IGNORED_SIGNALS,
+ * _PROTOCOL, _PID), plus those of h (HUPTIME_IGNORED_SIGNALS when nignored >= 0),
+ * HUPTIME_PROTOCOL=HUPTIME_PROTOCOL_VERSION, and a HUPTIME_PID entry whose value
+ * *pid_slot points to (fill it with huptime_put_pid).
  * One malloc'd block; free() it. NULL on allocation failure. */
 HUPTIME_API char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot);
 

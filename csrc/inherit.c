@@ -3,7 +3,6 @@
 #include "inherit.h"
 #include "clock.h"
 #include "config.h"
-#include "gate.h"
 #include "generation.h"
 #include "log.h"
 #include "real.h"
@@ -22,8 +21,6 @@ void inherit_adopt(void)
 {
     for (int i = 0; i < cfg.n_inherited; i++)
         reg_adopt(&cfg.inherited[i], FD_INHERITED);
-    if (cfg.ready_fd >= 0)
-        reg_adopt(&cfg.ready_fd, FD_INTERNAL);
 }
 
 static int sock_int(int fd, int opt)
@@ -59,13 +56,12 @@ int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
             int have = REAL(fcntl64)(fd, F_GETFL);
             if (have >= 0)
                 REAL(fcntl64)(fd, F_SETFL, (have & ~O_NONBLOCK) | (flflags & O_NONBLOCK));
-            gate_dgram_socket(fd);
-            return 1;
+            return SOCK_DGRAM;
         }
         /* The shared socket stays non-blocking underneath; the program's own
          * choice is what it set on the socket it created. */
         reg_listener_add(fd, (flflags & O_NONBLOCK) != 0);
-        return 1;
+        return SOCK_STREAM;
     }
     return 0;
 }
@@ -125,8 +121,7 @@ int inherit_protects_path(int dirfd, const char *path)
 
 void inherit_close_unclaimed(void)
 {
-    if (__atomic_load_n(&unclaimed_closed, __ATOMIC_RELAXED) ||
-        !__atomic_load_n(&gen->ready, __ATOMIC_RELAXED) ||
+    if (__atomic_load_n(&unclaimed_closed, __ATOMIC_RELAXED) || !gen_is_ready() ||
         __atomic_exchange_n(&unclaimed_closed, 1, __ATOMIC_SEQ_CST))
         return;
     for (int i = 0; i < cfg.n_inherited; i++)

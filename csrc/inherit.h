@@ -9,10 +9,12 @@
 
 #include <sys/socket.h>
 
-/* Constructor: protect the inherited listeners and the readiness pipe. */
+/* Constructor: protect the inherited sockets. */
 void inherit_adopt(void);
 
-/* bind(): 1 if fd now holds the inherited listener for addr (bind succeeded). */
+/* bind(): if an inherited socket has addr, make fd that socket (the bind
+ * succeeded) and return its type: SOCK_STREAM (registered as a listener) or
+ * SOCK_DGRAM (the caller registers it, gate.h). 0 if none matches. */
 int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len);
 
 /* unlink()/unlinkat() of dirfd/path: 1 if path is the socket file of an inherited

@@ -4,7 +4,15 @@
  * it tracks; otherwise it hands over to the part that owns the concept. These are
  * the only exported symbols besides the huptime_* helpers, defined without symbol
  * versions so the dynamic linker binds the program's calls here whatever version
- * the program was linked against.
+ * the program was linked against. The shim's own code never calls these names
+ * (REAL() instead; a test reads the library's relocations to keep it so).
+ *
+ * A wrapper that changes the shim's state checks config_in_vfork_child() first:
+ * a vfork child (posix_spawn, subprocess) shares this memory until it execs.
+ * bind, listen, close, close_range, dup*, F_DUPFD, epoll_ctl and setsid do.
+ * accept, poll and the receives only count while the child waits for nothing;
+ * F_SETFL/FIONBIO and signal/sigaction on the restart signal only record the
+ * program's choice, which the child's exec discards.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -15,7 +23,7 @@
 #include "real.h"
 #include "registry.h"
 #include "restart.h"
-#include "shim.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,12 +45,19 @@ static int is_listener(int fd)
 
 HUPTIME_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
-    if (ACTIVE && cfg.n_inherited && inherit_claim(fd, addr, len))
-        return 0;
+    int claimed;
+    if (ACTIVE && cfg.n_inherited && (claimed = inherit_claim(fd, addr, len))) {
+        if (claimed == SOCK_DGRAM) {
+            gate_dgram_socket(fd);
+            restart_socket_added();
+        }
+        return 0; /* a listener is announced at its listen() */
+    }
     int r = REAL(bind)(fd, addr, len);
-    if (r == 0 && ACTIVE && !shim_in_vfork_child()) {
+    if (r == 0 && ACTIVE && !config_in_vfork_child()) {
         int saved = errno;
-        gate_bound(fd, addr, len);
+        if (gate_bound(fd, addr, len))
+            restart_socket_added();
         errno = saved;
     }
     return r;
@@ -106,9 +121,10 @@ HUPTIME_API int unlinkat(int dirfd, const char *path, int flags)
 HUPTIME_API int listen(int fd, int backlog)
 {
     int r = REAL(listen)(fd, backlog);
-    if (r == 0 && ACTIVE && !shim_in_vfork_child()) {
+    if (r == 0 && ACTIVE && !config_in_vfork_child()) {
         int saved = errno;
-        gate_listening(fd);
+        if (gate_listening(fd))
+            restart_socket_added();
         errno = saved;
     }
     return r;
@@ -133,7 +149,7 @@ HUPTIME_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
 HUPTIME_API int close(int fd)
 {
     int k;
-    if (!ACTIVE || (k = reg_kind(fd)) == FD_NONE || shim_in_vfork_child())
+    if (!ACTIVE || (k = reg_kind(fd)) == FD_NONE || config_in_vfork_child())
         return REAL(close)(fd);
     if (k == FD_CONN) { /* the hot path: forget it before the number can be reused */
         reg_conn_closing(fd);
@@ -153,7 +169,7 @@ static int real_close_range(unsigned first, unsigned last, int flags)
 
 HUPTIME_API int close_range(unsigned first, unsigned last, int flags)
 {
-    if (!ACTIVE || (flags & CLOSE_RANGE_CLOEXEC) || shim_in_vfork_child())
+    if (!ACTIVE || (flags & CLOSE_RANGE_CLOEXEC) || config_in_vfork_child())
         return real_close_range(first, last, flags);
     /* Close around the protected descriptors, forgetting the tracked ones. */
     unsigned lo = first;
@@ -174,14 +190,14 @@ HUPTIME_API int close_range(unsigned first, unsigned last, int flags)
 HUPTIME_API int dup(int fd)
 {
     int r = REAL(dup)(fd);
-    if (r >= 0 && ACTIVE && reg_kind(fd) != FD_NONE && !shim_in_vfork_child())
+    if (r >= 0 && ACTIVE && reg_kind(fd) != FD_NONE && !config_in_vfork_child())
         reg_duped(fd, r);
     return r;
 }
 
 static int dup_onto(int oldfd, int newfd, int flags, int use3)
 {
-    if (!ACTIVE || shim_in_vfork_child() || oldfd == newfd ||
+    if (!ACTIVE || config_in_vfork_child() || oldfd == newfd ||
         REAL(fcntl64)(oldfd, F_GETFD) < 0)
         return use3 ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
     if (reg_kind(newfd) != FD_NONE)
@@ -216,7 +232,7 @@ static int shim_fcntl(int fd, int cmd, void *arg)
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
         r = REAL(fcntl64)(fd, cmd, arg);
-        if (r >= 0 && reg_kind(fd) != FD_NONE && !shim_in_vfork_child())
+        if (r >= 0 && reg_kind(fd) != FD_NONE && !config_in_vfork_child())
             reg_duped(fd, r);
         return r;
     default:
@@ -307,7 +323,7 @@ HUPTIME_API int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct tim
 
 HUPTIME_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-    if (!ACTIVE || shim_in_vfork_child())
+    if (!ACTIVE || config_in_vfork_child())
         return REAL(epoll_ctl)(epfd, op, fd, ev);
     return gate_epoll_ctl(epfd, op, fd, ev);
 }
@@ -340,7 +356,7 @@ HUPTIME_API int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 
 /* ---- processes ---- */
 
-/* Forks are seen through pthread_atfork (restart.c); this wrapper only refuses
+/* Forks are seen through pthread_atfork (shim.c); this wrapper only refuses
  * them once a generation has drained and is ending its processes. */
 HUPTIME_API pid_t fork(void)
 {
@@ -355,7 +371,7 @@ HUPTIME_API pid_t fork(void)
 HUPTIME_API pid_t setsid(void)
 {
     pid_t r = REAL(setsid)();
-    if (r >= 0 && ACTIVE && !shim_in_vfork_child()) {
+    if (r >= 0 && ACTIVE && !config_in_vfork_child()) {
         int saved = errno;
         restart_daemon_child();
         errno = saved;
@@ -368,13 +384,13 @@ HUPTIME_API pid_t setsid(void)
 HUPTIME_API sighandler_t signal(int sig, sighandler_t handler)
 {
     if (ACTIVE && sig == cfg.signo)
-        return restart_program_signal(handler);
+        return signals_program_signal(handler);
     return REAL(signal)(sig, handler);
 }
 
 HUPTIME_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (ACTIVE && sig == cfg.signo)
-        return restart_program_sigaction(act, old);
+        return signals_program_sigaction(act, old);
     return REAL(sigaction)(sig, act, old);
 }

@@ -2,10 +2,12 @@
 #define _GNU_SOURCE
 #include "registry.h"
 #include "generation.h"
+#include "handoff.h"
 #include "log.h"
 #include "real.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -19,8 +21,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct { int epfd, fd; } epoll_regs[MAX_EPOLL_REGS];
 static int n_epoll_regs;
 
-#define MAX_SLOTS 32
-static struct { int *slot; enum fd_kind kind; } slots[MAX_SLOTS];
+static struct { int *slot; enum fd_kind kind; } slots[REG_MAX_SLOTS];
 
 static int tracked(int fd) { return fd >= 0 && fd < REG_MAX_FD; }
 
@@ -62,22 +63,50 @@ void reg_set_program_nonblock(int fd, int on)
         program_nonblock[fd] = (uint8_t)(on != 0);
 }
 
-int reg_listeners(int *out, int max)
+int reg_handed_over(int *out)
 {
     int n = 0, hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
-    for (int fd = 0; fd < hw && n < max; fd++)
-        if (reg_kind(fd) == FD_LISTENER)
-            out[n++] = fd;
+    for (int fd = 0; fd < hw; fd++)
+        if (reg_is_handed_over(reg_kind(fd))) {
+            if (n < HANDOFF_MAX_FDS)
+                out[n] = fd;
+            n++;
+        }
     return n;
 }
 
-int reg_handed_over(int *out, int max)
+int reg_next(int from, enum fd_kind kind)
 {
-    int n = 0, hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
-    for (int fd = 0; fd < hw && n < max; fd++)
-        if (reg_is_handed_over(reg_kind(fd)))
-            out[n++] = fd;
-    return n;
+    int hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    for (int fd = from < 0 ? 0 : from; fd < hw; fd++)
+        if (reg_kind(fd) == (int)kind)
+            return fd;
+    return -1;
+}
+
+void reg_describe_handed_over(char *buf, size_t size)
+{
+    int fds[HANDOFF_MAX_FDS];
+    int n = reg_handed_over(fds);
+    size_t used = 0;
+    if (n > HANDOFF_MAX_FDS)
+        n = HANDOFF_MAX_FDS;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char one[160];
+        if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0)
+            continue;
+        int w = huptime_format_sockaddr((struct sockaddr *)&ss, len, reg_kind(fds[i]) == FD_DGRAM,
+                                        one, sizeof one);
+        if (w <= 0 || used + (used > 0) + (size_t)w + 1 > size)
+            continue;
+        if (used > 0)
+            buf[used++] = ' ';
+        memcpy(buf + used, one, (size_t)w + 1);
+        used += (size_t)w;
+    }
 }
 
 void reg_conn_opened(int fd)
@@ -223,21 +252,27 @@ void reg_duped(int oldfd, int newfd)
 
 void reg_adopt(int *slot, enum fd_kind kind)
 {
+    int i;
     reg_lock();
-    for (int i = 0; i < MAX_SLOTS; i++)
-        if (!slots[i].slot) {
-            slots[i].slot = slot;
-            slots[i].kind = kind;
-            reg_set_kind(*slot, kind);
-            break;
-        }
+    reg_set_kind(*slot, kind); /* protected from close() even without a slot */
+    for (i = 0; i < REG_MAX_SLOTS && slots[i].slot; i++)
+        ;
+    if (i < REG_MAX_SLOTS) {
+        slots[i].slot = slot;
+        slots[i].kind = kind;
+    }
     reg_unlock();
+    if (i == REG_MAX_SLOTS) {
+        static int said;
+        log_once(&said, "more than %d descriptors to protect: descriptor %d cannot be moved "
+                 "if the program dup2()s onto it", REG_MAX_SLOTS, *slot);
+    }
 }
 
 void reg_release(int *slot)
 {
     reg_lock();
-    for (int i = 0; i < MAX_SLOTS; i++)
+    for (int i = 0; i < REG_MAX_SLOTS; i++)
         if (slots[i].slot == slot)
             slots[i].slot = NULL;
     reg_unlock();
@@ -256,7 +291,7 @@ void reg_retarget(int fd)
         return;
     }
     reg_lock();
-    for (int i = 0; i < MAX_SLOTS; i++) {
+    for (int i = 0; i < REG_MAX_SLOTS; i++) {
         if (!slots[i].slot || *slots[i].slot != fd)
             continue;
         int cmd = slots[i].kind == FD_INTERNAL ? F_DUPFD_CLOEXEC : F_DUPFD;

@@ -8,7 +8,14 @@
 #ifndef HUPTIME_REGISTRY_H
 #define HUPTIME_REGISTRY_H
 
+#include <stddef.h>
+#include "protocol.h"
+
 #define REG_MAX_FD 65536
+/* Variables reg_adopt() can follow: every inherited socket, and room for the
+ * shim's own (stop pipe 2, signal pipe 2, readiness 1, supervisor link 1, and a
+ * restart's readiness pipe 2, pidfd 1, daemon pidfd 1). */
+#define REG_MAX_SLOTS (HANDOFF_MAX_FDS + 16)
 
 enum fd_kind {
     FD_NONE = 0,
@@ -29,9 +36,19 @@ void reg_set_kind(int fd, enum fd_kind kind);
 void reg_listener_add(int fd, int program_nonblock);
 int reg_program_nonblock(int fd);
 void reg_set_program_nonblock(int fd, int on);
-int reg_listeners(int *out, int max);    /* the FD_LISTENER descriptors */
-int reg_handed_over(int *out, int max);  /* FD_LISTENER and FD_DGRAM: what a restart passes */
+/* What a restart passes: the FD_LISTENER and FD_DGRAM descriptors. out gets the
+ * first HANDOFF_MAX_FDS by number; returns how many there are, which may be more. */
+int reg_handed_over(int *out);
+/* The lowest descriptor >= from of that kind, or -1: a loop with no limit. */
+int reg_next(int from, enum fd_kind kind);
+/* The listeners text of protocol.h for what a restart passes, NUL-terminated;
+ * an address that does not fit is left out. */
+void reg_describe_handed_over(char *buf, size_t size);
 static inline int reg_is_handed_over(int kind) { return kind == FD_LISTENER || kind == FD_DGRAM; }
+static inline int reg_has_handed_over(void)
+{
+    return reg_next(0, FD_LISTENER) >= 0 || reg_next(0, FD_DGRAM) >= 0;
+}
 
 /* Connections: each tracked descriptor counts once in the generation's total. */
 void reg_conn_opened(int fd);
@@ -57,7 +74,10 @@ void reg_duped(int oldfd, int newfd);
 void reg_retarget(int fd);
 
 /* Internal and inherited descriptors live in variables the registry may update
- * when it moves them; register the variable, not the number. */
+ * when it moves them; register the variable, not the number. Past
+ * REG_MAX_SLOTS variables the descriptor is still protected from close() but
+ * cannot be moved (one log line). A variable on a stack must be released on
+ * every path out of its frame. */
 void reg_adopt(int *slot, enum fd_kind kind);
 void reg_release(int *slot);   /* close and forget */
 

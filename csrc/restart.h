@@ -1,23 +1,20 @@
-/* restart.h - the restart machine: the signal, the manager thread, the handover.
+/* restart.h - the restart machine: the manager thread and the handover.
  *
- * The signal handler only writes a byte to a pipe. The leader's manager thread
- * (started at its first listen()) waits on that pipe and runs one restart at a
- * time: start the next generation, wait for it to be ready (fork mode) or drain
- * and exec (exec mode), then retire this generation.
+ * The leader's manager thread starts when the first socket to hand over appears
+ * (a listen(), a datagram bind or claim, or a daemon child taking over). It
+ * reports readiness, then waits for restart signals (signals.h) and runs one
+ * restart at a time: start the next generation and wait for it to be ready
+ * (fork mode), or drain and exec (exec mode); then this generation retires.
  */
 #ifndef HUPTIME_RESTART_H
 #define HUPTIME_RESTART_H
 
-#include <signal.h>
-
-/* Constructor: install the handler, the signal pipe and the fork hooks. */
-int restart_init(void);
+/* A socket to hand over appeared (bind, listen, claim): the page's listeners
+ * text is rewritten and, in the leader, the manager thread runs. */
+void restart_socket_added(void);
 
 /* Start the manager thread in the leader; no-op elsewhere or if running. */
 void restart_manager_start(void);
-
-/* How many restart signals this process has received (for EINTR decisions). */
-unsigned restart_signals_seen(void);
 
 /* 1 in the process that restarts its generation (not in its workers). */
 int restart_is_leader(void);
@@ -31,8 +28,9 @@ int restart_may_hand_over(void);
  * generation, tells the old one its PID through the readiness pipe). */
 void restart_daemon_child(void);
 
-/* The program's view of the restart signal's disposition. */
-int restart_program_sigaction(const struct sigaction *act, struct sigaction *old);
-sighandler_t restart_program_signal(sighandler_t handler);
+/* The fork hooks' parts (shim.c registers them with pthread_atfork). */
+void restart_before_fork(void);
+void restart_after_fork_parent(void);
+void restart_after_fork_child(void);
 
 #endif

@@ -1,38 +1,101 @@
-/* shim.c - the constructor: inert unless huptime started this process. */
+/* shim.c - the constructor, the destructor and the fork hooks: inert unless
+ * huptime started this process. */
 #define _GNU_SOURCE
-#include "shim.h"
 #include "config.h"
-#include "control.h"
+#include "gate.h"
 #include "generation.h"
 #include "inherit.h"
 #include "log.h"
+#include "predecessor.h"
 #include "real.h"
+#include "record.h"
+#include "registry.h"
 #include "restart.h"
+#include "signals.h"
 #include "supervised.h"
 
+#include <pthread.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-pid_t shim_pid;
+/* Exit status of a new generation whose shim does not speak the handoff's
+ * protocol (sysexits' EX_CONFIG): the old generation rolls back and says so. */
+#define EXIT_PROTOCOL 78
 
-int shim_in_vfork_child(void)
+static void fork_prepare(void)
 {
-    return getpid() != shim_pid;
+    restart_before_fork();
+    reg_lock();
+}
+
+static void fork_parent(void)
+{
+    reg_unlock();
+    restart_after_fork_parent();
+}
+
+static void fork_child(void)
+{
+    reg_reset_lock();
+    cfg.pid = getpid();
+    restart_after_fork_child();
+    gen_conn_add(reg_count_conns()); /* the child holds these connections too */
+    gate_dgram_forked();
+}
+
+/* A handoff this shim cannot read: a shim of another version wrote it (a
+ * package upgrade replaced the library under a running server). Fork mode: the
+ * new generation ends before the program runs, and the old one keeps serving.
+ * Exec mode has no old generation left: the program starts afresh, without the
+ * handed-over sockets and without restarts. */
+static void refuse_handoff(void)
+{
+    log_info("generation %d cannot take over: the handoff speaks protocol %d, this huptime "
+             "speaks %d to %d; %s", cfg.generation, cfg.protocol, HUPTIME_PROTOCOL_MIN,
+             HUPTIME_PROTOCOL_VERSION, cfg.mode == MODE_EXEC
+             ? "starting the program afresh, without restarts (start it with huptime again)"
+             : "the running generation keeps serving (restart it with huptime again)");
+    record_event(cfg.generation, EVENT_FAILED " protocol %d is not understood by this huptime "
+                 "(%d to %d)", cfg.protocol, HUPTIME_PROTOCOL_MIN, HUPTIME_PROTOCOL_VERSION);
+    if (cfg.mode == MODE_FORK)
+        _exit(EXIT_PROTOCOL);
+    for (int i = 0; i < cfg.n_inherited; i++)
+        REAL(close)(cfg.inherited[i]);
 }
 
 __attribute__((constructor)) static void huptime_start(int argc, char **argv, char **envp)
 {
     real_init();
-    if (!config_load(argc, argv, envp))
+    enum config_result loaded = config_load(argc, argv, envp);
+    if (loaded == CONFIG_REFUSED)
+        refuse_handoff();
+    if (loaded != CONFIG_LOADED)
         return;
-    shim_pid = getpid();
-    if (gen_init(cfg.generation) < 0)
+    struct gen_page *page = record_map_page(cfg.generation, GEN_PAGE_SIZE);
+    if (!page) {
+        log_info("cannot map the generation page: %s; behaving like plain libc", strerror(errno));
         return;
+    }
+    if (gen_init(page, cfg.generation) < 0) {
+        munmap(page, GEN_PAGE_SIZE);
+        record_forget(cfg.generation);
+        return;
+    }
+    reg_adopt(&gen_wake_rd, FD_INTERNAL);
+    reg_adopt(&gen_wake_wr, FD_INTERNAL);
     if (cfg.mode == MODE_EXEC && cfg.generation > 1)
-        control_forget(cfg.generation - 1); /* this process, before its exec */
+        record_forget(cfg.generation - 1); /* this process, before its exec */
     inherit_adopt();
+    predecessor_init();
     supervised_init();
-    if (restart_init() < 0)
+    if (signals_init() < 0)
         return;
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (cfg.pending)
+        signals_request(); /* handled once this generation is ready */
     cfg.active = 1;
     LOG_DEBUG("active: generation %d, %s mode, signal %d, %d inherited listener%s",
               cfg.generation, cfg.mode == MODE_EXEC ? "exec" : "fork", cfg.signo,
@@ -42,10 +105,9 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
 /* The program ends by itself (exit or return from main): the record says so. */
 __attribute__((destructor)) static void huptime_end(void)
 {
-    if (!cfg.active || !restart_is_leader() || shim_in_vfork_child() ||
-        __atomic_load_n(&gen->leader, __ATOMIC_SEQ_CST) != (int)getpid() ||
-        restart_may_hand_over())
+    if (!cfg.active || !restart_is_leader() || config_in_vfork_child() ||
+        gen_leader() != (int)getpid() || restart_may_hand_over())
         return; /* not the leader, or a daemonizing parent: its child takes over */
-    control_event(gen->number, "exited");
-    control_forget(gen->number);
+    record_event(gen->number, EVENT_EXITED);
+    record_forget(gen->number);
 }

@@ -1,30 +1,18 @@
-/* spawn.c - vfork+execve of a new generation, exec of this process, ending children. */
+/* spawn.c - vfork+execve of a new generation, and exec of this process (spawn.h). */
 #define _GNU_SOURCE
 #include "spawn.h"
-#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "real.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
-static int pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
-static int pidfd_signal(int fd, int sig) { return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0); }
 
 char *spawn_resolve_exe(void)
 {
@@ -181,122 +169,4 @@ void spawn_exec_self(struct spawn_plan *p)
     e = errno;
     sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
     errno = e;
-}
-
-static int is_my_child(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    REAL(close)(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-    int ppid = 0;
-    return p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
-}
-
-/* PIDs of this process's children, from /proc/self/task/N/children. */
-static int list_children(pid_t *out, int max)
-{
-    int n = 0;
-    DIR *tasks = opendir("/proc/self/task");
-    if (!tasks)
-        return 0;
-    struct dirent *t;
-    while ((t = readdir(tasks)) && n < max) {
-        if (t->d_name[0] == '.')
-            continue;
-        char path[300];
-        snprintf(path, sizeof path, "/proc/self/task/%s/children", t->d_name);
-        FILE *f = fopen(path, "re");
-        if (!f)
-            continue;
-        int pid;
-        while (n < max && fscanf(f, "%d", &pid) == 1)
-            out[n++] = pid;
-        fclose(f);
-    }
-    closedir(tasks);
-    return n;
-}
-
-enum { MAX_CHILDREN = 256 };
-
-/* pidfds of this process's children (all but `except`) in pfds, each sent sig
- * first unless sig is 0; returns how many. */
-static int watch_children(pid_t except, int sig, struct pollfd *pfds)
-{
-    pid_t pids[MAX_CHILDREN];
-    int n = list_children(pids, MAX_CHILDREN), m = 0;
-    for (int i = 0; i < n; i++) {
-        if (pids[i] == except)
-            continue;
-        int fd = pidfd_open(pids[i]);
-        if (fd < 0)
-            continue;
-        if (!is_my_child(pids[i]) || (sig && pidfd_signal(fd, sig) < 0)) {
-            REAL(close)(fd);
-            continue;
-        }
-        pfds[m++] = (struct pollfd){ fd, POLLIN, 0 };
-    }
-    return m;
-}
-
-/* A watched child that exited has its pidfd stored as ~fd: poll() skips it. */
-static int exited(const struct pollfd *p) { return p->fd < 0; }
-static int pidfd_of(const struct pollfd *p) { return p->fd < 0 ? ~p->fd : p->fd; }
-
-/* Wait until every watched child has exited (its pidfd readable) or timeout_ms
- * passed; returns how many still run. */
-static int await_children(struct pollfd *pfds, int m, long timeout_ms)
-{
-    long deadline = now_ms() + timeout_ms;
-    int alive = m;
-    while (alive > 0) {
-        long left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        if (REAL(poll)(pfds, (nfds_t)m, (int)left) < 0 && errno != EINTR)
-            break;
-        alive = 0;
-        for (int i = 0; i < m; i++) {
-            if (!exited(&pfds[i]) && pfds[i].revents)
-                pfds[i].fd = ~pfds[i].fd;
-            alive += !exited(&pfds[i]);
-        }
-    }
-    return alive;
-}
-
-int spawn_wait_children(pid_t except, long timeout_ms, int *watched)
-{
-    struct pollfd pfds[MAX_CHILDREN];
-    int m = watch_children(except, 0, pfds);
-    int alive = await_children(pfds, m, timeout_ms);
-    for (int i = 0; i < m; i++)
-        REAL(close)(pidfd_of(&pfds[i]));
-    *watched = m;
-    return alive;
-}
-
-int spawn_end_children(pid_t except, long grace_ms)
-{
-    struct pollfd pfds[MAX_CHILDREN];
-    int m = watch_children(except, SIGTERM, pfds);
-    await_children(pfds, m, grace_ms);
-    for (int i = 0; i < m; i++) {
-        siginfo_t si;
-        int fd = pidfd_of(&pfds[i]);
-        if (!exited(&pfds[i]))
-            pidfd_signal(fd, SIGKILL);
-        waitid((idtype_t)P_PIDFD, (id_t)fd, &si, WEXITED);
-        REAL(close)(fd);
-    }
-    return m;
 }

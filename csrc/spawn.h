@@ -32,13 +32,4 @@ pid_t spawn_child(struct spawn_plan *p);
 /* Replace this process's image; returns only if execve failed. */
 void spawn_exec_self(struct spawn_plan *p);
 
-/* SIGTERM this process's children (all but `except`), SIGKILL those still there
- * after grace_ms, and reap them. Children are found through /proc and signalled
- * through pidfds, so a recycled PID is never signalled. Returns how many. */
-int spawn_end_children(pid_t except, long grace_ms);
-/* --wait: wait until this process's children (but except) have all exited, at
- * most timeout_ms, without signalling or reaping them. Returns how many still
- * run; *watched says how many there were. */
-int spawn_wait_children(pid_t except, long timeout_ms, int *watched);
-
 #endif

@@ -3,6 +3,8 @@
 #include "successor.h"
 #include "clock.h"
 #include "config.h"
+#include "pidfd.h"
+#include "protocol.h"
 #include "real.h"
 #include "registry.h"
 
@@ -10,13 +12,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 static void exit_reason(const siginfo_t *si, char *why, size_t size)
 {
@@ -45,12 +41,12 @@ enum successor_outcome successor_await(int ready_rd, struct successor *s, char *
             char c = 0;
             int pid = 0;
             ssize_t got = read(ready_rd, &c, 1);
-            if (got == 1 && c == 'R')
+            if (got == 1 && c == READY_SERVING[0])
                 return SUCCESSOR_READY;
-            if (got == 1 && c == 'D' && read(ready_rd, &pid, sizeof pid) == sizeof pid &&
+            if (got == 1 && c == READY_DAEMON[0] && read(ready_rd, &pid, sizeof pid) == sizeof pid &&
                 s->daemon_fd < 0) {
                 s->daemon = pid;
-                s->daemon_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+                s->daemon_fd = pidfd_open(pid);
                 if (s->daemon_fd >= 0)
                     reg_adopt(&s->daemon_fd, FD_INTERNAL);
             }
@@ -77,7 +73,7 @@ enum successor_outcome successor_await(int ready_rd, struct successor *s, char *
         if (p[1].revents) {
             siginfo_t si;
             memset(&si, 0, sizeof si);
-            if (waitid((idtype_t)P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) < 0 || !si.si_pid) {
+            if (pidfd_wait(s->pidfd, &si, WEXITED | WNOHANG) < 0 || !si.si_pid) {
                 snprintf(why, size, "closed its readiness pipe before it was ready");
                 return SUCCESSOR_FAILED;
             }

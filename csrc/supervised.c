@@ -26,7 +26,7 @@ void supervised_init(void)
     if (fstat(cfg.supervisor_fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
         getsockopt(cfg.supervisor_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
         type != SOCK_SEQPACKET) {
-        log_info("ignoring HUPTIME_SUPERVISOR_FD=%d: not a seqpacket socket", cfg.supervisor_fd);
+        log_info("ignoring " ENV_SUPERVISOR_FD "=%d: not a seqpacket socket", cfg.supervisor_fd);
         cfg.supervisor_fd = -1;
         return;
     }
@@ -47,10 +47,16 @@ void supervised_report_serving(void)
      * hold it (restarts pass it on explicitly). */
     REAL(fcntl64)(cfg.supervisor_fd, F_SETFD, FD_CLOEXEC);
     int fds[HANDOFF_MAX_FDS];
-    int n = reg_handed_over(fds, HANDOFF_MAX_FDS);
+    int n = reg_handed_over(fds);
+    if (n > HANDOFF_MAX_FDS) {
+        static int said;
+        log_once(&said, "%d sockets to hand over: the supervisor holds the first %d", n,
+                 HANDOFF_MAX_FDS);
+        n = HANDOFF_MAX_FDS;
+    }
     char text[64];
-    int len = snprintf(text, sizeof text, "serving %d %d %d", gen->number, (int)getpid(),
-                       cfg.slot);
+    int len = snprintf(text, sizeof text, REPORT_SERVING " %d %d %d", gen->number,
+                       (int)getpid(), cfg.slot);
     union {
         char buf[CMSG_SPACE(sizeof fds)];
         struct cmsghdr align;
@@ -73,6 +79,6 @@ void supervised_report_serving(void)
 int supervised_gone(void)
 {
     char c;
-    ssize_t r = recv(cfg.supervisor_fd, &c, 1, MSG_DONTWAIT);
+    ssize_t r = REAL(recv)(cfg.supervisor_fd, &c, 1, MSG_DONTWAIT);
     return r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR);
 }

@@ -3,6 +3,7 @@
 #include "unlink.h"
 #include "config.h"
 #include "log.h"
+#include "real.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,7 +19,7 @@ void unlink_files(enum unlink_step step)
         int r = 0;
         const char *what = "";
         if (step == UNLINK_BEGIN && cfg.mode == MODE_EXEC) {
-            r = unlink(*f);
+            r = REAL(unlink)(*f);
             what = "remove";
         } else if (step == UNLINK_BEGIN) {
             r = rename(*f, aside);
@@ -27,7 +28,7 @@ void unlink_files(enum unlink_step step)
             r = rename(aside, *f);
             what = "put back";
         } else {
-            r = unlink(aside);
+            r = REAL(unlink)(aside);
             what = "remove";
         }
         if (r < 0 && errno != ENOENT)

@@ -12,6 +12,7 @@ import sys
 import pytest
 from cffi import FFI
 
+from huptime import protocol
 from huptime.launcher import shim_path
 
 ffi = FFI()
@@ -25,12 +26,16 @@ ffi.cdef("""
                               const struct sockaddr *b, socklen_t blen);
     const char *huptime_env_get(char *const *envp, const char *name);
     void huptime_put_pid(char *slot, long pid);
+    int huptime_format_sockaddr(const struct sockaddr *sa, socklen_t len, int dgram,
+                                char *out, size_t size);
     struct handoff { const int *fds; int nfds; int ready_fd; int generation; int pending;
                      const int *ignored; int nignored; };
     char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot);
     void free(void *);
 """)
 lib = ffi.dlopen(str(shim_path()))
+# every handoff says which version it speaks
+PROTOCOL = f"{protocol.ENV_PROTOCOL}={protocol.HUPTIME_PROTOCOL_VERSION}"
 libc = ffi.dlopen(None)
 
 
@@ -110,6 +115,25 @@ def test_sockaddr_same():
     assert not same(unix(b""), unix(b""))
 
 
+def address_text(addr, dgram: bool = False, size: int = 160) -> str | None:
+    buf = ffi.new("char[]", size)
+    n = lib.huptime_format_sockaddr(addr[0], addr[1], int(dgram), buf, size)
+    return None if n < 0 else ffi.string(buf).decode()
+
+
+def test_format_sockaddr_writes_the_listeners_text():
+    assert address_text(inet("127.0.0.1", 8000)) == "127.0.0.1:8000"
+    assert address_text(inet("127.0.0.1", 53), dgram=True) == "udp:127.0.0.1:53"
+    assert address_text(inet6("::1", 8080)) == "[::1]:8080"
+    assert address_text(inet6("::1", 53), dgram=True) == "udp:[::1]:53"
+    assert address_text(unix(b"/run/app.sock", pad=3)) == "unix:/run/app.sock"
+    assert address_text(unix(b"/run/dns.sock"), dgram=True) == "unixgram:/run/dns.sock"
+    assert address_text(unix(b"\0name")) == "unix:@name"
+    assert address_text(unix(b"/tmp/a b\nc")) == "unix:/tmp/a?b?c"  # one word in a spaced list
+    assert address_text(inet("127.0.0.1", 8000), size=8) is None      # does not fit
+    assert address_text(sockaddr(socket.AF_PACKET, b"\0" * 14)) is None
+
+
 def strv(items: list[str]):
     keep = [ffi.new("char[]", s.encode()) for s in items]
     arr = ffi.new("char *[]", [*keep, ffi.NULL])
@@ -144,14 +168,14 @@ def built_env(base, h, pid: int) -> list[str]:
 def test_build_env_replaces_stale_handoff():
     base, _keep = strv(["PATH=/bin", "HUPTIME_FDS=9", "HUPTIME_PID=1", "HUPTIME_PENDING=1",
                         "HUPTIME_MODE=fork", "HUPTIME_GENERATION=4",
-                        "HUPTIME_IGNORED_SIGNALS=1"])
+                        "HUPTIME_IGNORED_SIGNALS=1", "HUPTIME_PROTOCOL=1"])
     fds = ffi.new("int[]", [5, 6])
     h = ffi.new("struct handoff *", {"fds": fds, "nfds": 2, "ready_fd": 8, "generation": 5,
                                      "pending": 0, "ignored": ffi.NULL, "nignored": -1})
     entries = built_env(base, h, 1234)
     assert sorted(entries) == sorted(["PATH=/bin", "HUPTIME_MODE=fork", "HUPTIME_FDS=5,6",
                                       "HUPTIME_GENERATION=5", "HUPTIME_READY_FD=8",
-                                      "HUPTIME_PID=1234"])
+                                      PROTOCOL, "HUPTIME_PID=1234"])
 
 
 def test_build_env_for_exec_lists_ignored_signals():
@@ -165,7 +189,8 @@ def test_build_env_for_exec_lists_ignored_signals():
         entries = built_env(base, h, 9)
         assert sorted(entries) == sorted(["HUPTIME_MODE=exec", "HUPTIME_FDS=3",
                                           "HUPTIME_GENERATION=2", "HUPTIME_PENDING=1",
-                                          f"HUPTIME_IGNORED_SIGNALS={text}", "HUPTIME_PID=9"])
+                                          f"HUPTIME_IGNORED_SIGNALS={text}", PROTOCOL,
+                                          "HUPTIME_PID=9"])
 
 
 def test_shim_needs_no_python_and_binds_now():

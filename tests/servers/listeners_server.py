@@ -1,7 +1,8 @@
 """Test server: one asyncio program listening on every address named on its command line.
 
-    python listeners_server.py tcp:127.0.0.1:8000 tcp:[::1]:8000 unix:/run/x.sock unix:@name
+    python listeners_server.py [--close-fds] tcp:127.0.0.1:8000 tcp:[::1]:8000 unix:/run/x.sock unix:@name
 
+--close-fds first closes every descriptor above stderr (close_range), as daemons do.
 A Unix path is bound the way most programs do it (asyncio's start_unix_server):
 remove the socket file if one exists, then bind. `unix:@name` is an abstract socket.
 Prints "listening on N addresses" once all are listening.
@@ -10,6 +11,7 @@ Prints "listening on N addresses" once all are listening.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import common
@@ -36,10 +38,14 @@ async def serve(specs: list[str]) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 2:
-        sys.exit(f"usage: {sys.argv[0]} ADDRESS...")
+    specs = sys.argv[1:]
+    if specs[:1] == ["--close-fds"]:
+        specs = specs[1:]
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # libc's close_range
+    if not specs:
+        sys.exit(f"usage: {sys.argv[0]} [--close-fds] ADDRESS...")
     common.obey_behaviour_file()
-    asyncio.run(serve(sys.argv[1:]))
+    asyncio.run(serve(specs))
 
 
 if __name__ == "__main__":

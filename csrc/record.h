@@ -1,4 +1,4 @@
-/* control.h - the instance record that `huptime --status/--restart/--stop` read.
+/* record.h - the instance record that `huptime --status/--restart/--stop` read.
  *
  * The launcher makes a private directory per instance and names it in
  * HUPTIME_CONTROL. There each generation's shared page is the file gen-N (mapped
@@ -8,24 +8,21 @@
  * work the same, the control commands just cannot see the instance.
  * docs/protocol.md describes both files.
  */
-#ifndef HUPTIME_CONTROL_H
-#define HUPTIME_CONTROL_H
+#ifndef HUPTIME_RECORD_H
+#define HUPTIME_RECORD_H
 
 #include <stddef.h>
 
 /* A zeroed shared mapping of size bytes for generation `number`: the file
  * gen-N when the directory is usable, else anonymous. NULL (errno set) if even
  * the anonymous mapping fails. */
-void *control_map_page(int number, size_t size);
+void *record_map_page(int number, size_t size);
 
 /* Remove gen-N: that generation is gone or never became one. */
-void control_forget(int number);
+void record_forget(int number);
 
-/* Append "<unix ms> <generation> <pid> <what>\n" to the events file. */
-void control_event(int number, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Write the addresses of this process's listeners ("127.0.0.1:8000 [::1]:8000
- * unix:/run/app.sock unix:@name") into buf, NUL-terminated and truncated. */
-void control_describe_listeners(char *buf, size_t size);
+/* Append "<unix ms> <generation> <pid> <what>\n" to the events file; what
+ * starts with one of protocol.h's EVENT_ words. */
+void record_event(int number, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -1,0 +1,17 @@
+/* children.h - the end of a generation's own children (the program's workers,
+ * helpers): found through /proc, signalled and awaited through pidfds, so a
+ * recycled PID is never signalled. */
+#ifndef HUPTIME_CHILDREN_H
+#define HUPTIME_CHILDREN_H
+
+#include <sys/types.h>
+
+/* SIGTERM this process's children (all but `except`), SIGKILL those still there
+ * after grace_ms, and reap them. Returns how many. */
+int children_end(pid_t except, long grace_ms);
+/* --wait: wait until this process's children (but except) have all exited, at
+ * most timeout_ms, without signalling or reaping them. Returns how many still
+ * run; *watched says how many there were. */
+int children_wait(pid_t except, long timeout_ms, int *watched);
+
+#endif

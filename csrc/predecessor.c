@@ -1,0 +1,42 @@
+/* predecessor.c - the new generation's end of the readiness pipe (predecessor.h). */
+#define _GNU_SOURCE
+#include "predecessor.h"
+#include "config.h"
+#include "protocol.h"
+#include "real.h"
+#include "registry.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+void predecessor_init(void)
+{
+    if (cfg.ready_fd >= 0)
+        reg_adopt(&cfg.ready_fd, FD_INTERNAL);
+}
+
+void predecessor_forked(void)
+{
+    if (cfg.ready_fd >= 0)
+        REAL(fcntl64)(cfg.ready_fd, F_SETFD, FD_CLOEXEC);
+}
+
+void predecessor_report_serving(void)
+{
+    if (cfg.ready_fd < 0)
+        return;
+    ssize_t w = write(cfg.ready_fd, READY_SERVING, 1);
+    (void)w;
+    reg_release(&cfg.ready_fd);
+}
+
+void predecessor_report_daemon(int pid)
+{
+    if (cfg.ready_fd < 0)
+        return;
+    char msg[1 + sizeof(int)] = { READY_DAEMON[0] };
+    memcpy(msg + 1, &pid, sizeof pid);
+    ssize_t w = write(cfg.ready_fd, msg, sizeof msg); /* one write: atomic on a pipe */
+    (void)w;
+}

@@ -1,0 +1,24 @@
+/* predecessor.h - a new generation tells the one that started it how it fares.
+ *
+ * The other end of successor.h (fork mode): the old leader passes the writing
+ * end of a pipe in HUPTIME_READY_FD. The new generation writes READY_SERVING
+ * ('R') once it serves, or READY_DAEMON ('D') and its PID when a daemonizing
+ * program's child took over as leader. See docs/protocol.md.
+ */
+#ifndef HUPTIME_PREDECESSOR_H
+#define HUPTIME_PREDECESSOR_H
+
+/* Constructor: protect the pipe (config.c validated it). */
+void predecessor_init(void);
+
+/* After fork, in the child: keep the pipe (the child may take over as leader),
+ * never pass it to what the child execs. */
+void predecessor_forked(void);
+
+/* The generation serves: report it, and close the pipe. */
+void predecessor_report_serving(void);
+
+/* This process (a daemon's child) leads the new generation now. */
+void predecessor_report_daemon(int pid);
+
+#endif
