@@ -3,6 +3,9 @@
  * Settings come from the environment the launcher prepared; the snapshot (argv,
  * environment, working directory, signal state) is what every restart starts the
  * program with. Programs rewrite argv and clear environ later, so both are copied.
+ * cfg is written by the constructor; after it only `pid` changes (the fork hook,
+ * shim.c) and the descriptor variables the registry moves out of a dup2()'s way
+ * (ready_fd, supervisor_fd, inherited[]: see reg_adopt).
  */
 #ifndef HUPTIME_CONFIG_H
 #define HUPTIME_CONFIG_H
@@ -50,7 +53,9 @@ enum config_result {
 
 /* Constructor: fill cfg from the process's arguments and environment. Logs one
  * line and stays inert when a setting is malformed; ignores (with a log line)
- * handoff descriptors that are not what they claim to be. */
+ * handoff descriptors that are not what they claim to be. In an exec'd image
+ * (HUPTIME_IGNORED_SIGNALS) it first sets every signal's disposition back to
+ * the first start's, whatever else it finds. */
 enum config_result config_load(int argc, char **argv, char **envp);
 
 /* 1 in a vfork child (posix_spawn, subprocess) that shares the parent's memory:

@@ -82,6 +82,8 @@ def test_the_wheel_is_a_platform_wheel_with_a_plain_shim(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         assert "huptime/libhuptime.so" in names and "huptime/cli.py" in names
+        # The launcher reads the shim's protocol definition at run time.
+        assert z.read("huptime/protocol.h") == (ROOT / "csrc" / "protocol.h").read_bytes()
         shim = tmp_path / "libhuptime.so"
         shim.write_bytes(z.read("huptime/libhuptime.so"))
     symbols = subprocess.run(["nm", "-D", "--undefined-only", str(shim)], capture_output=True,
