@@ -1,9 +1,10 @@
-"""Build the C test server and find free ports for test servers."""
+"""Build the C test servers (tests/servers/*.c) and find free ports for test servers."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 CSERVER_SOURCE = Path(__file__).resolve().parent.parent / "servers" / "cserver.c"
@@ -13,18 +14,19 @@ class BuildError(RuntimeError):
     """The compiler failed; the message holds its command and output."""
 
 
-def build_cserver(tmp_dir: Path, accept4: bool) -> Path:
-    """Compile cserver.c into tmp_dir (plain accept, or accept4 with SOCK_CLOEXEC).
+def build_c(tmp_dir: Path, source: Path, binary_name: str, flags: Sequence[str] = ()) -> Path:
+    """Compile the C test server `source` (with -pthread and `flags`) into
+    tmp_dir/binary_name.
 
-    A binary already in tmp_dir and newer than the source is reused.
+    A binary already there and newer than the source and every header next to it
+    (tests/servers/*.h) is reused.
     """
-    binary = Path(tmp_dir) / ("cserver-accept4" if accept4 else "cserver-accept")
-    if binary.exists() and binary.stat().st_mtime >= CSERVER_SOURCE.stat().st_mtime:
+    binary = Path(tmp_dir) / binary_name
+    inputs = [Path(source), *Path(source).parent.glob("*.h")]
+    if binary.exists() and binary.stat().st_mtime >= max(f.stat().st_mtime for f in inputs):
         return binary
-    command = ["cc", "-O2", "-pthread", "-Wall", "-Wextra"]
-    if accept4:
-        command.append("-DUSE_ACCEPT4")
-    command += ["-o", str(binary), str(CSERVER_SOURCE)]
+    command = ["cc", "-O2", "-pthread", "-Wall", "-Wextra", *flags,
+               "-o", str(binary), str(source)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -33,6 +35,15 @@ def build_cserver(tmp_dir: Path, accept4: bool) -> Path:
         raise BuildError(f"{' '.join(command)} exited with {done.returncode}:\n"
                          f"{done.stdout}{done.stderr}")
     return binary
+
+
+def build_cserver(tmp_dir: Path, accept4: bool) -> Path:
+    """Compile cserver.c into tmp_dir (plain accept, or accept4 with SOCK_CLOEXEC).
+
+    A binary already in tmp_dir and newer than the source is reused.
+    """
+    return build_c(tmp_dir, CSERVER_SOURCE, "cserver-accept4" if accept4 else "cserver-accept",
+                   ["-DUSE_ACCEPT4"] if accept4 else [])
 
 
 def free_port() -> int:

@@ -1,10 +1,21 @@
 """The catalogue of servers the tests and benchmarks run, and the command that starts each.
 
 Two lists:
-- ALL_SERVERS: the test servers in tests/servers/ (Python ones, and the C one built with
-  plain accept or accept4); server_command() gives the argv of one.
-- NAMES: every real server the restart tests and benchmarks run under huptime: those,
-  plus python3 -m http.server and nginx; make_server() gives a ServerUnderTest.
+- ALL_SERVERS: the test servers in tests/servers/ (Python ones, and the C ones: cserver.c
+  built with plain accept or accept4, and the drain servers of test_drain.py);
+  server_command() gives the argv of one.
+- NAMES: every real server the restart tests and benchmarks run under huptime: the
+  general ones of those, plus python3 -m http.server and nginx; make_server() gives a
+  ServerUnderTest.
+
+The drain servers (DRAIN_SERVERS) end their connections in ways a count of libc calls
+cannot follow, or hold many idle keep-alive connections; they can also listen on a
+Unix socket path (UNIX_SERVERS):
+- c-fork: fork per connection (inetd style); the child answers and _exit()s without
+  close(); the parent close()s its copy.
+- c-rawclose: a thread per connection, closed with syscall(SYS_close) as libuv does.
+- c-keepalive: HTTP/1.1 keep-alive on epoll, thousands of idle connections; also
+  /sleep/MS and /big/N.
 
 A ServerUnderTest's `kind` says how a test can tell generations apart in the replies:
 "gen" (the body carries gen=N from HUPTIME_GENERATION), "pid" (the body carries the
@@ -21,7 +32,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import build_cserver
+from .build import build_c
 
 SERVERS_DIR = Path(__file__).resolve().parent.parent / "servers"
 PYTHON_SERVERS = {
@@ -29,7 +40,16 @@ PYTHON_SERVERS = {
     "threaded": SERVERS_DIR / "threaded_server.py",
     "asyncio": SERVERS_DIR / "asyncio_server.py",
 }
-C_SERVERS = {"c-accept": False, "c-accept4": True}  # name -> built with accept4
+# name -> (source in tests/servers/, binary name, compiler flags)
+C_SERVERS = {
+    "c-accept": ("cserver.c", "cserver-accept", ()),
+    "c-accept4": ("cserver.c", "cserver-accept4", ("-DUSE_ACCEPT4",)),
+    "c-fork": ("fork_server.c", "fork-server", ()),
+    "c-rawclose": ("rawclose_server.c", "rawclose-server", ()),
+    "c-keepalive": ("keepalive_server.c", "keepalive-server", ()),
+}
+DRAIN_SERVERS = ("c-fork", "c-rawclose", "c-keepalive")
+UNIX_SERVERS = DRAIN_SERVERS  # argv[1] may be a Unix socket path instead of a port
 ALL_SERVERS = (*PYTHON_SERVERS, *C_SERVERS)
 NAMES = ("http.server", "threaded", "blocking", "asyncio", "c-accept", "c-accept4", "nginx")
 
@@ -51,11 +71,16 @@ def listening_line(port: int) -> str:
     return f"listening on {port}"
 
 
-def server_command(name: str, port: int, build_dir: Path) -> list[str]:
-    """argv that starts test server `name` on port; C servers are compiled into build_dir once."""
+def server_command(name: str, port: int, build_dir: Path, unix: str | None = None) -> list[str]:
+    """argv that starts test server `name` on port (or, for UNIX_SERVERS, on the Unix
+    socket path `unix`); C servers are compiled into build_dir once."""
+    if unix is not None and name not in UNIX_SERVERS:
+        raise ValueError(f"{name} cannot listen on a Unix socket")
+    where = unix if unix is not None else str(port)
     if name in PYTHON_SERVERS:
-        return [sys.executable, str(PYTHON_SERVERS[name]), str(port)]
-    return [str(build_cserver(build_dir, C_SERVERS[name])), str(port)]
+        return [sys.executable, str(PYTHON_SERVERS[name]), where]
+    source, binary, flags = C_SERVERS[name]
+    return [str(build_c(build_dir, SERVERS_DIR / source, binary, flags)), where]
 
 
 def find_nginx() -> str | None:
@@ -76,7 +101,8 @@ class ServerUnderTest:
 
 def make_server(name: str, port: int, tmp: Path, build_dir: Path,
                 nginx: str | None = None) -> ServerUnderTest:
-    """Server `name` of NAMES on port, its files in tmp; nginx needs the binary."""
+    """Server `name` of NAMES (or any of ALL_SERVERS) on port, its files in tmp; nginx
+    needs the binary."""
     if name == "http.server":
         www = tmp / "www"
         www.mkdir(exist_ok=True)
