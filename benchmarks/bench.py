@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,10 @@ CALLGRIND_REPEATS = 3     # the shim's count varies a little with timing: median
 
 TARGET_RATIO = 0.99
 TARGET_INSTRUCTIONS = 300
+TARGET_EXIT = 1.0         # s: an old generation is gone within this (p95) of the switch
+EXIT_WAIT = 30.0          # s: longest wait for the old generations at the end of a run
+# Besides the servers of the test catalogue: ones that end connections behind libc's back.
+SERVERS = (*b.NAMES, "c-fork", "c-rawclose")
 
 
 def say(message: str) -> None:
@@ -77,6 +83,60 @@ class FirstReply:
             return None
 
 
+class ExitWatch:
+    """When each old generation's leader exits, from a pidfd taken before its restart:
+    seconds from its successor's "serving" line. A thread waits on all of them.
+
+        watch = ExitWatch(); watch.add(old_leader, serving_at); ...; watch.close(30)
+    """
+
+    def __init__(self) -> None:
+        self.waiting: dict[int, float] = {}   # pidfd -> serving_at
+        self.exits: list[float] = []
+        self.lock = threading.Lock()
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def open(self, pid: int) -> int | None:
+        try:
+            return os.pidfd_open(pid)
+        except OSError:
+            return None
+
+    def add(self, pidfd: int | None, since: float) -> None:
+        if pidfd is not None:
+            with self.lock:
+                self.waiting[pidfd] = since
+
+    def _run(self) -> None:
+        while not self.done:
+            with self.lock:
+                fds = list(self.waiting)
+            if not fds:
+                time.sleep(b.POLL)
+                continue
+            ready, _, _ = select.select(fds, [], [], b.POLL)
+            now = time.monotonic()
+            with self.lock:
+                for fd in ready:
+                    self.exits.append(now - self.waiting.pop(fd))
+                    os.close(fd)
+
+    def close(self, timeout: float) -> int:
+        """Wait (bounded) for the rest; returns how many never exited."""
+        b.wait_for(lambda: not self.waiting, timeout, "old generations to exit",
+                   every=b.POLL) if self.waiting else None
+        self.done = True
+        self.thread.join(5)
+        with self.lock:
+            left = len(self.waiting)
+            for fd in self.waiting:
+                os.close(fd)
+            self.waiting.clear()
+        return left
+
+
 @dataclass
 class RestartResult:
     restarts: int = 0
@@ -88,6 +148,8 @@ class RestartResult:
     missing_replies: int = 0
     error: str | None = None
     samples: list[str] = field(default_factory=list)
+    exits: list[float] = field(default_factory=list)       # fork: old leader gone, s
+    lingering: int = 0                                      # fork: old leaders never gone
 
 
 def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir: Path,
@@ -99,6 +161,7 @@ def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir:
     out.basis = "reply" if server.kind == "gen" else "log"
     served_log = tmp / "server.log"
     load = None
+    watch = ExitWatch()
     try:
         served = b.served(server.command, served_log, exec_mode=(mode == "exec"),
                           cwd=tmp).start(START_TIMEOUT)
@@ -109,8 +172,10 @@ def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir:
         load.start()
         load.wait_until(lambda r: r.ok >= 20, timeout=15.0)
         for _ in range(restarts):
+            old = watch.open(served.leader) if mode == "fork" else None
             served.restart(RESTART_TIMEOUT)
             sent, serving = served.sent_at, served.serving_at
+            watch.add(old, serving)
             out.restarts += 1
             if server.kind == "gen":
                 replied = first.wait(f"gen={served.generation}", BODY_TIMEOUT)
@@ -134,6 +199,12 @@ def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir:
             out.failures = {k: getattr(result, k) for k in b.FAILURE_CLASSES
                             if getattr(result, k)}
             out.samples = result.error_samples
+        try:
+            out.lingering = watch.close(EXIT_WAIT)
+        except TimeoutError:
+            out.lingering = len(watch.waiting)
+            watch.done = True
+        out.exits = list(watch.exits)
         b.end_descendants()
     return out
 
@@ -311,6 +382,14 @@ def ms(seconds: float) -> str:
     return f"{1000 * seconds:.1f}"
 
 
+def exit_text(r: RestartResult) -> str:
+    """Fork mode: the old generation's leader gone after the new one serves."""
+    if not r.exits and not r.lingering:
+        return "-"
+    text = (f"{ms(b.median(r.exits))}/{ms(b.percentile(r.exits, 0.95))}" if r.exits else "-")
+    return text + (f" ({r.lingering} stayed)" if r.lingering else "")
+
+
 def failure_text(r: RestartResult) -> str:
     parts = [f"{k}={v}" for k, v in r.failures.items()]
     if r.error:
@@ -325,7 +404,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--restarts", type=int, default=100, help="restarts per server and mode")
     parser.add_argument("--servers", default="all",
-                        help=f"comma-separated, from {','.join(b.NAMES)} (default: all; "
+                        help=f"comma-separated, from {','.join(SERVERS)} (default: all; "
                              f"nginx only if installed)")
     parser.add_argument("--modes", default="fork,exec", help="fork,exec (default both)")
     parser.add_argument("--quick", action="store_true", help="20 restarts")
@@ -337,12 +416,12 @@ def main() -> int:
         parser.error("--restarts must be between 1 and 10000")
     nginx = b.find_nginx()
     if args.servers == "all":
-        servers = [n for n in b.NAMES if n != "nginx" or nginx]
+        servers = [n for n in SERVERS if n != "nginx" or nginx]
     else:
         servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-        unknown = [s for s in servers if s not in b.NAMES]
+        unknown = [s for s in servers if s not in SERVERS]
         if unknown:
-            parser.error(f"unknown server(s) {','.join(unknown)}; choose from {','.join(b.NAMES)}")
+            parser.error(f"unknown server(s) {','.join(unknown)}; choose from {','.join(SERVERS)}")
         if "nginx" in servers and not nginx:
             parser.error("nginx is not installed")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -399,8 +478,8 @@ def main() -> int:
 
     # ---- (a) (b) (c): one row per server and mode
     headers = ["server", "mode", "restarts", "ok", "failed", "failure classes",
-               "switch med ms", "switch p95 ms", "switch by", "bare req/s", "shim req/s",
-               "shim/bare", "cpu/req shim/bare"]
+               "switch med ms", "switch p95 ms", "switch by", "old gone med/p95 ms",
+               "bare req/s", "shim req/s", "shim/bare", "cpu/req shim/bare"]
     rows = []
     for name in servers:
         for mode in modes:
@@ -415,20 +494,27 @@ def main() -> int:
                 ms(b.median(r.switches)) if r.switches else "-",
                 ms(b.percentile(r.switches, 0.95)) if r.switches else "-",
                 r.basis,
+                exit_text(r),
                 f"{bare:.0f}" if bare else "-", f"{shimmed:.0f}" if shimmed else "-",
                 f"{shimmed / bare:.3f}" if bare and shimmed else "-",
                 f"{cpu_shim / cpu_bare:.3f}" if cpu_bare and cpu_shim else "-",
             ])
     print()
     print("(a) failed requests over restarts, (b) switch time, (c) throughput with the shim")
-    print(b.table(headers, rows, right={2, 3, 4, 6, 7, 9, 10, 11, 12}))
+    print(b.table(headers, rows, right={2, 3, 4, 6, 7, 9, 10, 11, 12, 13}))
     total_failed = sum(r.failed for r in restart_results.values())
-    ratios = [float(row[11]) for row in rows if row[11] != "-"]
+    ratios = [float(row[12]) for row in rows if row[12] != "-"]
     lowest = f"lowest {min(ratios):.3f}" if ratios else "not measured"
+    exits = [x for r in restart_results.values() for x in r.exits]
+    stayed = sum(r.lingering for r in restart_results.values())
+    worst = (f"worst p95 {ms(max(b.percentile(r.exits, 0.95) for r in restart_results.values() if r.exits))} ms"
+             if exits else "not measured")
     print(f"targets: 0 failed (got {total_failed}); shim/bare >= {TARGET_RATIO} ({lowest}); "
           f"switch time: numbers only (by reply: signal -> first OK reply with gen=N; "
-          f"by log: signal -> \"generation N serving\" line seen); cpu/req: the server's "
-          f"CPU time per request, shim vs bare, for reference")
+          f"by log: signal -> \"generation N serving\" line seen); old gone (fork): the old "
+          f"leader's exit after the new one serves, p95 <= {ms(TARGET_EXIT)} ms ({worst}, "
+          f"{stayed} stayed); cpu/req: the server's CPU time per request, shim vs bare, "
+          f"for reference")
     for (name, mode), r in restart_results.items():
         if r.error:
             print(f"  {name}/{mode} error: {r.error}")

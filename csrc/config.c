@@ -28,15 +28,17 @@ static char **copy_strv(char **v)
     return out;
 }
 
-static int setting_ms(char **envp, const char *name, long dflt, long *out)
+/* A duration in ms: dflt when absent; 0 allowed only with may_be_zero. */
+static int setting_ms(char **envp, const char *name, long dflt, int may_be_zero, long *out)
 {
     const char *s = huptime_env_get(envp, name);
     if (!s) {
         *out = dflt;
         return 0;
     }
-    if (huptime_parse_uint(s, 1000L * 86400 * 365, out) < 0 || *out == 0) {
-        log_info("ignoring settings: %s=%s is not a positive number of milliseconds", name, s);
+    if (huptime_parse_uint(s, 1000L * 86400 * 365, out) < 0 || (*out == 0 && !may_be_zero)) {
+        log_info("ignoring settings: %s=%s is not a %s number of milliseconds", name, s,
+                 may_be_zero ? "whole" : "positive");
         return -1;
     }
     return 0;
@@ -195,10 +197,24 @@ enum config_result config_load(int argc, char **argv, char **envp)
         }
         cfg.signo = (int)v;
     }
-    if (setting_ms(envp, ENV_READY_TIMEOUT_MS, 60000, &cfg.ready_timeout_ms) < 0 ||
-        setting_ms(envp, ENV_DRAIN_TIMEOUT_MS, 300000, &cfg.drain_timeout_ms) < 0)
+    if (setting_ms(envp, ENV_READY_TIMEOUT_MS, 60000, 0, &cfg.ready_timeout_ms) < 0 ||
+        setting_ms(envp, ENV_DRAIN_TIMEOUT_MS, 300000, 0, &cfg.drain_timeout_ms) < 0 ||
+        setting_ms(envp, ENV_DRAIN_IDLE_MS, 1000, 1, &cfg.drain_idle_ms) < 0)
         return CONFIG_INERT;
 
+    s = huptime_env_get(envp, ENV_DRAIN_SIGNAL);
+    if (s) {
+        if (huptime_parse_uint(s, SIGRTMAX, &v) < 0 || v < 1 || v == SIGKILL || v == SIGSTOP ||
+            v == cfg.signo || cfg.mode == MODE_EXEC) {
+            log_info("ignoring settings: " ENV_DRAIN_SIGNAL "=%.20s is not a catchable signal "
+                     "other than the restart signal, in fork mode", s);
+            return CONFIG_INERT;
+        }
+        cfg.drain_signal = (int)v;
+    }
+    s = huptime_env_get(envp, ENV_CHECK);
+    if (s && *s && !(cfg.check = strdup(s)))
+        return CONFIG_INERT;
     s = huptime_env_get(envp, ENV_WAIT);
     cfg.wait_children = s && strcmp(s, "1") == 0;
     s = huptime_env_get(envp, ENV_UNLINK);

@@ -61,8 +61,11 @@ struct gen_page {
 #define ENV_SIGNAL "HUPTIME_SIGNAL"                 /* restart signal number */
 #define ENV_READY_TIMEOUT_MS "HUPTIME_READY_TIMEOUT_MS"
 #define ENV_DRAIN_TIMEOUT_MS "HUPTIME_DRAIN_TIMEOUT_MS"
+#define ENV_DRAIN_IDLE_MS "HUPTIME_DRAIN_IDLE_MS"         /* 0: idle connections stay */
 #define ENV_DEBUG "HUPTIME_DEBUG"                   /* 1: debug lines */
 #define ENV_WAIT "HUPTIME_WAIT"                     /* 1: --wait */
+#define ENV_DRAIN_SIGNAL "HUPTIME_DRAIN_SIGNAL"     /* fork mode: sent to a draining leader */
+#define ENV_CHECK "HUPTIME_CHECK"                   /* a shell command run before restarts */
 #define ENV_UNLINK "HUPTIME_UNLINK"                 /* absolute paths, one per line */
 #define ENV_CONTROL "HUPTIME_CONTROL"               /* the instance record's directory */
 #define ENV_SUPERVISOR_FD "HUPTIME_SUPERVISOR_FD"   /* link to a supervisor */

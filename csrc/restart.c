@@ -1,11 +1,13 @@
 /* restart.c - the restart machine: one thread turns restart signals into handovers. */
 #define _GNU_SOURCE
 #include "restart.h"
+#include "check.h"
 #include "children.h"
 #include "clock.h"
 #include "config.h"
 #include "gate.h"
 #include "generation.h"
+#include "held.h"
 #include "inherit.h"
 #include "log.h"
 #include "pidfd.h"
@@ -76,14 +78,18 @@ void restart_socket_added(void)
     restart_manager_start();
 }
 
-/* SIGTERM to this process, SIGKILL 5 s later if it is still here. */
-static void end_self(void)
+/* SIGTERM to this process; 5 s later, if it is still here, its children (but
+ * `successor`) and then itself get SIGKILL. Does not return. */
+static void end_self(pid_t successor)
 {
     kill(getpid(), SIGTERM);
     struct timespec five = { 5, 0 };
     nanosleep(&five, NULL);
     log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
+    children_end(successor, 0);
     kill(getpid(), SIGKILL);
+    for (;;)
+        pause();
 }
 
 /* Wait for a restart signal. If the supervisor is gone instead, this ends the
@@ -95,7 +101,7 @@ static void wait_restart_signal(void)
         ;
     if (p[1].fd >= 0 && p[1].revents && supervised_gone()) {
         log_info("the supervisor is gone: stopping generation %d (SIGTERM)", gen->number);
-        end_self();
+        end_self(0);
     }
 }
 
@@ -118,13 +124,62 @@ static int restartable(int n, int next)
     return 0;
 }
 
-/* Every process of the generation stops accepting; wait for its connections, at
- * most --drain-timeout. 0 drained, -1 timed out. */
-static int stop_and_drain(void)
+/* --check, before anything starts: 1 to go on; 0 refused (logged, and recorded
+ * as a failure of generation `next`). */
+static int preflight(int next)
 {
+    char why[400];
+    if (check_passes(why, sizeof why))
+        return 1;
+    log_info("restart refused: --check %s; generation %d keeps serving", why, gen->number);
+    record_event(next, EVENT_FAILED " --check %s", why);
+    return 0;
+}
+
+/* How often the kernel is asked while a generation drains. */
+#define HELD_CHECK_MS 200
+
+/* Every process of the generation stops accepting; wait until none of them holds
+ * a connection (held.h: the kernel's view, asked every HELD_CHECK_MS and as soon
+ * as the shim's own count reaches zero), at most --drain-timeout from t0.
+ * 0 drained, -1 timed out; *idle_closed: connections --drain-idle shut down. */
+static int stop_and_drain(pid_t successor, long t0, int *idle_closed)
+{
+    held_prepare();
     gen_broadcast_stop();
     gate_local_stop();
-    return gen_wait_drained(cfg.drain_timeout_ms);
+    if (cfg.drain_signal) { /* the program's own graceful stop (fork mode only) */
+        log_info("generation %d: sending signal %d to pid %d (--drain-signal)", gen->number,
+                 cfg.drain_signal, (int)getpid());
+        kill(getpid(), cfg.drain_signal);
+    }
+    *idle_closed = 0;
+    for (;;) {
+        int closed = 0, held = held_count(successor, cfg.drain_idle_ms, &closed);
+        *idle_closed += closed;
+        long left = t0 + cfg.drain_timeout_ms - now_ms();
+        if (held == 0)
+            return 0;
+        if (left <= 0)
+            return -1;
+        if (held < 0)
+            return gen_wait_drained(left); /* the kernel cannot tell: the shim's count */
+        long step = left < HELD_CHECK_MS ? left : HELD_CHECK_MS;
+        if (gen_conns() > 0) {
+            gen_wait_drained(step); /* returns early when the count reaches zero */
+        } else {
+            struct timespec pause = { step / 1000, (step % 1000) * 1000000L };
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
+static const char *idle_note(int closed, char *buf, size_t size)
+{
+    if (closed == 0)
+        return "";
+    snprintf(buf, size, ", %d idle closed", closed);
+    return buf;
 }
 
 /* After the drain: no more forks; --wait gives the program's children until the
@@ -159,17 +214,20 @@ static void record_exited(void)
 static void retire(pid_t successor)
 {
     long t0 = now_ms();
-    int open = gen_conns();
-    if (stop_and_drain() == 0) {
-        log_info("generation %d drained %d connection%s in %ld ms; exiting", gen->number,
-                 open, open == 1 ? "" : "s", now_ms() - t0);
+    int open = gen_conns(), idle = 0;
+    char note[32];
+    if (stop_and_drain(successor, t0, &idle) == 0) {
+        log_info("generation %d drained %d connection%s in %ld ms%s; exiting", gen->number,
+                 open, open == 1 ? "" : "s", now_ms() - t0, idle_note(idle, note, sizeof note));
     } else {
         int left = gen_conns();
         log_info("generation %d: %d connection%s still open after the drain timeout "
                  "(%ld ms); sending SIGTERM", gen->number, left, left == 1 ? "" : "s",
                  cfg.drain_timeout_ms);
-        children_end(successor, 5000);
-        end_self();
+        /* No respawns from here; the program's own stop ends its workers (it must
+         * reap them itself: a master waits for its workers' exits). */
+        gen_retire();
+        end_self(successor);
     }
     end_children(successor, t0);
     record_exited();
@@ -198,7 +256,7 @@ static void restart_fork(void)
     int fds[HANDOFF_MAX_FDS], ready[2];
     int n = reg_handed_over(fds);
     int next = gen->number + 1;
-    if (!restartable(n, next))
+    if (!restartable(n, next) || !preflight(next))
         return;
     if (pipe2(ready, O_CLOEXEC) < 0) {
         log_info("cannot restart: readiness pipe: %s", strerror(errno));
@@ -261,7 +319,7 @@ static void restart_exec(void)
     int fds[HANDOFF_MAX_FDS], kept[HANDOFF_MAX_FDS];
     int n = reg_handed_over(fds);
     int next = gen->number + 1;
-    if (!restartable(n, next))
+    if (!restartable(n, next) || !preflight(next))
         return;
     char *exe = spawn_resolve_exe();
     if (!exe) {
@@ -288,10 +346,15 @@ static void restart_exec(void)
     log_info("restart (exec): generation %d stops accepting and drains %d connection%s",
              gen->number, open, open == 1 ? "" : "s");
     record_event(gen->number, EVENT_DRAINING);
-    if (stop_and_drain() < 0) {
+    int idle = 0;
+    char note[32];
+    if (stop_and_drain(0, t0, &idle) < 0) {
         int left = gen_conns();
         log_info("drain timeout (%ld ms): closing %d connection%s", cfg.drain_timeout_ms,
                  left, left == 1 ? "" : "s");
+    } else if (idle > 0) {
+        log_info("generation %d drained in %ld ms%s", gen->number, now_ms() - t0,
+                 idle_note(idle, note, sizeof note));
     }
     end_children(0, t0);
     /* The new image arrives with every signal ignored (spawn.c, become_new_image)

@@ -162,6 +162,37 @@ pid_t spawn_child(struct spawn_plan *p)
     return pid;
 }
 
+pid_t spawn_command(const char *command, int out_fd)
+{
+    char *argv[] = { "sh", "-c", (char *)command, NULL };
+    sigset_t all;
+    sigfillset(&all);
+    pid_t pid = vfork();
+    if (pid != 0)
+        return pid;
+    /* Async-signal-safe from here to execve: a vfork child. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            sa.sa_handler = sigismember(&cfg.start_ignored, sig) ? SIG_IGN : SIG_DFL;
+            REAL(sigaction)(sig, &sa, NULL);
+        }
+    if (chdir(cfg.cwd) < 0) {
+        /* run from here: the command reports its own errors */
+    }
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0)
+        REAL(dup2)(null, 0);
+    REAL(dup2)(out_fd, 1);
+    REAL(dup2)(out_fd, 2);
+    syscall(SYS_close_range, 3, ~0U, 0);
+    sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
+    execve("/bin/sh", argv, cfg.envp);
+    _exit(127);
+}
+
 void spawn_exec_self(struct spawn_plan *p)
 {
     int e;

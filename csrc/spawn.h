@@ -29,6 +29,11 @@ void spawn_plan_free(struct spawn_plan *p);
 /* vfork + execve; the child's PID, or -1. */
 pid_t spawn_child(struct spawn_plan *p);
 
+/* --check: `/bin/sh -c command` from the start directory with the start
+ * environment and signal state, stdin /dev/null, stdout and stderr to out_fd,
+ * no other descriptor. vfork + execve; the child's PID, or -1. */
+pid_t spawn_command(const char *command, int out_fd);
+
 /* Replace this process's image; returns only if execve failed. */
 void spawn_exec_self(struct spawn_plan *p);
 

@@ -20,6 +20,9 @@ Examples:
   huptime --signal USR2 --ready-timeout 10 ./server --port 8080
   huptime --unlink /run/app.pid ./app --pidfile /run/app.pid
   huptime --wait --drain-timeout 600 ./job-server   # old jobs run to the end
+  huptime --drain-idle 5 ./app-server              # idle keep-alives closed after 5 s
+  huptime --drain-signal QUIT nginx -g 'daemon off;'   # nginx drains its own way
+  huptime --check 'nginx -t' nginx -g 'daemon off;'    # no restart into a bad config
   huptime --revive ./flaky-server                  # started again if it exits
   huptime --multi 4 python3 -m http.server 8000    # 4 copies, one accept queue
   huptime --restart python3 -m http.server 8000    # waits: serving or rolled back
@@ -76,6 +79,12 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
     return value
 
 
+def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not value >= 0 or value > 365 * 86400:
+        raise click.BadParameter(f"must be a number of seconds, 0 or more, got {value}")
+    return value
+
+
 @click.command(
     context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False},
     epilog=EPILOG,
@@ -88,6 +97,20 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
               callback=positive_seconds, help="Fork mode: roll back if the new generation is not accepting by then.")
 @click.option("--drain-timeout", type=float, default=300.0, show_default=True, metavar="SECONDS",
               callback=positive_seconds, help="Longest wait for open connections to finish before SIGTERM (SIGKILL 5 s later).")
+@click.option("--drain-idle", type=float, default=1.0, show_default=True, metavar="SECONDS",
+              callback=seconds_or_zero,
+              help="Once an old generation stops accepting, close connections quiet that long "
+                   "after the server's last answer (idle keep-alives), so their clients "
+                   "reconnect to the new one. 0: leave them open.")
+@click.option("--drain-signal", "drain_signal", default=None, metavar="NAME",
+              callback=lambda ctx, param, value: value and parse_signal(ctx, param, value),
+              help="Fork mode: once the new generation serves and the old one stopped "
+                   "accepting, send NAME to the old one's leader, for programs with a graceful "
+                   "stop of their own (nginx QUIT). Still bounded by --drain-timeout.")
+@click.option("--check", "check", default=None, metavar="CMD",
+              help="Run the shell command CMD before each restart (from the start directory, "
+                   "with the start environment, within --ready-timeout); if it fails, the "
+                   "restart is refused and the running version keeps serving.")
 @click.option("--wait", "wait", is_flag=True,
               help="Before an old generation exits, let the program's own child processes "
                    "finish (up to --drain-timeout) instead of ending them.")
@@ -120,7 +143,8 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[--] COMMAND [ARGS]...")
 @click.pass_context
 def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number: int,
-            ready_timeout: float, drain_timeout: float, wait: bool, unlink: tuple[str, ...],
+            ready_timeout: float, drain_timeout: float, drain_idle: float,
+            drain_signal: int | None, check: str | None, wait: bool, unlink: tuple[str, ...],
             revive: bool, multi: int, debug: bool, do_restart: bool, do_status: bool, do_stop: bool,
             timeout: float | None, as_json: bool, command: tuple[str, ...]) -> None:
     """Run COMMAND so that it can be restarted without losing a connection.
@@ -141,11 +165,21 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         raise click.UsageError("missing COMMAND (usage: huptime [OPTIONS] [--] COMMAND [ARGS]...)")
     if exec_mode and fork_mode:
         raise click.UsageError("--exec and --fork exclude each other")
+    if drain_signal is not None and exec_mode:
+        raise click.UsageError("--drain-signal needs fork mode: in exec mode the process "
+                               "that drains is the one that execs the new version")
+    if drain_signal is not None and drain_signal == signal_number:
+        raise click.UsageError("--drain-signal must differ from the restart signal (--signal)")
+    if check is not None and (not check.strip() or "\0" in check):
+        raise click.UsageError("--check needs a shell command")
     settings = Settings(
         mode="exec" if exec_mode else "fork",
         signal=signal_number,
         ready_timeout=ready_timeout,
         drain_timeout=drain_timeout,
+        drain_idle=drain_idle,
+        drain_signal=drain_signal or 0,
+        check=check or "",
         debug=debug,
         unlink=unlink,
         wait=wait,

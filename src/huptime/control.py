@@ -160,6 +160,9 @@ def describe(inst: Instance) -> str:
         where = " ".join(g.listeners) if g.is_serving else ""
         lines.append(f"  generation {g.number}  pid {g.pid}  {g.state:<8}  {conns}"
                      + (f"  {where}" if where else ""))
+    if inst.last_failure:
+        lines.append(f"  last restart failed: generation {inst.last_failure['generation']} "
+                     f"{inst.last_failure['reason']}")
     return "\n".join(lines)
 
 

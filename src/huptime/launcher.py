@@ -33,9 +33,12 @@ class Settings:
     signal: int = 1               # restart signal number
     ready_timeout: float = 60.0   # seconds
     drain_timeout: float = 300.0  # seconds
+    drain_idle: float = 1.0       # seconds a connection may be idle once draining; 0: off
     debug: bool = False
     unlink: tuple[str, ...] = ()  # absolute paths removed when a restart begins
     wait: bool = False            # an old generation waits for its own children
+    drain_signal: int = 0         # fork mode: sent to an old generation's leader; 0 none
+    check: str = ""               # shell command run before each restart; "" none
     revive: bool = False          # a supervisor starts the program again when it exits
     multi: int = 1                # copies of the program on the same listeners
 
@@ -79,12 +82,17 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
     env[protocol.ENV_SIGNAL] = str(settings.signal)
     env[protocol.ENV_READY_TIMEOUT_MS] = str(max(1, round(settings.ready_timeout * 1000)))
     env[protocol.ENV_DRAIN_TIMEOUT_MS] = str(max(1, round(settings.drain_timeout * 1000)))
+    env[protocol.ENV_DRAIN_IDLE_MS] = str(round(settings.drain_idle * 1000))
     if settings.debug:
         env[protocol.ENV_DEBUG] = "1"
     if settings.wait:
         env[protocol.ENV_WAIT] = "1"
     if settings.unlink:
         env[protocol.ENV_UNLINK] = "\n".join(settings.unlink)
+    if settings.drain_signal:
+        env[protocol.ENV_DRAIN_SIGNAL] = str(settings.drain_signal)
+    if settings.check:
+        env[protocol.ENV_CHECK] = settings.check
     return env
 
 

@@ -58,6 +58,22 @@ def mapping_any(paths: Iterable[os.PathLike | str]) -> list[int]:
     return found
 
 
+DELETED = " (deleted)"
+
+
+def mapping_removed_under(base: os.PathLike | str) -> dict[int, str]:
+    """Live processes of this user that map a file once under base and removed since
+    (a huptime server whose instance record was deleted under it): pid -> path."""
+    prefix = str(base).rstrip("/") + "/"
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and owned_pid(int(entry)):
+            for path in mapped_paths(int(entry)):
+                if path.startswith(prefix) and path.endswith(DELETED):
+                    found[int(entry)] = path[:-len(DELETED)]
+    return found
+
+
 def children() -> set[int]:
     """This process's children (of every thread). A child not reaped yet keeps
     its PID, so the PIDs cannot have been reused."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from huptime import HuptimeError, protocol
-from huptime.procfs import mapping_any, maps_file, owned_pid
+from huptime.procfs import mapping_any, mapping_removed_under, maps_file, owned_pid
 
 RECORD = "instance.json"
 EVENTS = "events"
@@ -114,6 +114,9 @@ class Instance:
     path: Path
     record: dict
     generations: list[Generation] = field(default_factory=list)
+    # The last restart that failed, if no generation served since:
+    # {"generation": N, "reason": text}; None otherwise.
+    last_failure: dict | None = None
 
     @property
     def command(self) -> list[str]:
@@ -134,7 +137,8 @@ class Instance:
                 "listeners": serving.listeners if serving else [],
                 "connections": serving.connections if serving else 0,
                 "draining": [g.as_dict() for g in self.generations if g is not serving],
-                "generations": [g.as_dict() for g in self.generations]}
+                "generations": [g.as_dict() for g in self.generations],
+                "last_failure": self.last_failure}
 
 
 def signal_name(number: int) -> str:
@@ -169,7 +173,26 @@ def load(path: Path) -> Instance | None:
                 page.number, page.leader, protocol.state_name(page.state), max(page.conns, 0),
                 protocol.listeners(page), page.started_ms / 1000, page_path))
     inst.generations.sort(key=lambda g: -g.number)
+    inst.last_failure = last_failure(path)
     return inst
+
+
+EVENTS_TAIL = 65536  # bytes of the events file read for the last failure
+
+
+def last_failure(path: Path) -> dict | None:
+    """The last `failed` event, unless a generation reported serving after it."""
+    offset = max(0, events_size(path) - EVENTS_TAIL)
+    events, _ = read_events(path, offset)
+    if offset > 0:
+        events = events[1:]  # most likely the end of a line cut in two
+    found = None
+    for number, _pid, word, rest in events:
+        if word == protocol.EVENT_FAILED:
+            found = {"generation": number, "reason": rest}
+        elif word == protocol.EVENT_SERVING:
+            found = None
+    return found
 
 
 def stale(path: Path) -> bool:
@@ -244,6 +267,14 @@ def find(command: list[str]) -> list[Instance]:
     chosen = [i for i in instances() if not command or matches(i, command)]
     if not chosen:
         what = f"of {' '.join(command)!r} " if command else ""
+        lost = sorted({pid for pid, page in mapping_removed_under(runtime_dir(create=False)).items()
+                       if Path(page).name.startswith("gen-")})
+        if lost:
+            raise HuptimeError(
+                f"no instance record {what}to act on: pid {', '.join(map(str, lost[:8]))} "
+                f"run{'s' if len(lost) == 1 else ''} under huptime, but the instance record was "
+                "removed from under them; signal them yourself (the restart signal to restart, "
+                "SIGTERM to stop)", NOT_FOUND)
         raise HuptimeError(f"no running instance {what}started by huptime "
                            f"(user {os.getuid()})", NOT_FOUND)
     return chosen

@@ -1,0 +1,30 @@
+/* held.h - kernel truth for the drain: the connections a generation still holds.
+ *
+ * The shim's count of connections follows the close() calls it sees; a process
+ * that closes with a raw system call, exits without closing, dies by a signal or
+ * hands a descriptor on is invisible to it. The kernel knows: its socket tables
+ * (NETLINK_SOCK_DIAG, filtered by the listeners' ports; AF_UNIX by name) list the
+ * connections accepted from this generation's listeners, and /proc/PID/fd says
+ * which of them a process of the generation still has open. A generation is
+ * drained when none does (docs/protocol.md, "Drained"). Not on any hot path: the
+ * leader's manager thread asks while the generation drains.
+ */
+#ifndef HUPTIME_HELD_H
+#define HUPTIME_HELD_H
+
+#include <sys/types.h>
+
+/* The leader, before its generation stops accepting: remember the local
+ * addresses of its stream listeners (the descriptors are replaced at the stop). */
+void held_prepare(void);
+
+/* How many connections accepted from those listeners the generation's processes
+ * hold now: this process and its descendants, except `except` and its own
+ * (a fork-mode successor; 0 for none). With idle_ms > 0, an established TCP
+ * connection quiet both ways for idle_ms, with nothing unread or unsent and the
+ * server having spoken last, is shut down (the program reads an end of file,
+ * the client a clean one); *closed counts those. -1 if the kernel cannot tell
+ * (logged once): the caller falls back on the shim's count. */
+int held_count(pid_t except, long idle_ms, int *closed);
+
+#endif
