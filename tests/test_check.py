@@ -73,3 +73,21 @@ def test_drain_signal_lets_nginx_stop_its_own_way(serve, port):
         load.wait_until(lambda r: r.ok >= before + 50)
     assert load.result.failed == 0, load.result.summary()
     served.stop()
+
+
+def test_a_failing_check_keeps_a_multi_pool_on_its_version(serve, port, tmp_path):
+    """--multi 2: each copy checks before its own restart; a failing check refuses it."""
+    server, served = serve("threaded", options=["--multi", "2", "--check", CHECK], cwd=tmp_path)
+    wait_for(lambda: len([g for g in status_json()[0]["generations"]
+                          if g["state"] == "serving"]) == 2, 20, "2 copies serving")
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        (tmp_path / "BROKEN").write_text("")
+        done = run_huptime("--restart", "--", *server.command)
+        assert done.returncode == 1, done.stderr
+        assert "--check exited with status 1: checking | config error on line 3" in done.stderr
+        (tmp_path / "BROKEN").unlink()
+        done = run_huptime("--restart", "--", *server.command)
+        assert done.returncode == 0, done.stderr
+        load.wait_until(lambda r: r.saw("gen=2"))
+    assert load.result.failed == 0, load.result.summary()
