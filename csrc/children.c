@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -127,6 +128,60 @@ int children_end(pid_t except, long grace_ms)
             pidfd_signal(fd, SIGKILL);
         pidfd_wait(fd, &si, WEXITED);
         REAL(close)(fd);
+    }
+    return m;
+}
+
+/* 1 if /proc/PID/maps names path (as it is, or removed since). */
+static int maps_path(const char *pid, const char *path)
+{
+    char name[64], line[4352];
+    size_t plen = strlen(path);
+    snprintf(name, sizeof name, "/proc/%.20s/maps", pid);
+    FILE *f = fopen(name, "re");
+    if (!f)
+        return 0;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *p = strchr(line, '/');
+        if (!p)
+            continue;
+        p[strcspn(p, "\n")] = '\0';
+        found = strncmp(p, path, plen) == 0 && (p[plen] == '\0' || strcmp(p + plen, " (deleted)") == 0);
+    }
+    fclose(f);
+    return found;
+}
+
+int processes_end_mapping(const char *path, long grace_ms)
+{
+    struct pollfd pfds[MAX_CHILDREN];
+    int m = 0;
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return 0;
+    struct dirent *e;
+    /* No owner check: the page is a 0600 file in a private directory, so what maps
+     * it forked from this lineage (workers that dropped privileges included), and
+     * the maps of a process this user may not signal are not readable to it. */
+    while ((e = readdir(proc)) && m < MAX_CHILDREN) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' || atoi(e->d_name) == (int)getpid())
+            continue;
+        int fd = pidfd_open(atoi(e->d_name));
+        if (fd < 0)
+            continue;
+        if (!maps_path(e->d_name, path) || pidfd_signal(fd, SIGTERM) < 0) { /* checked after the pidfd: never a reused PID */
+            REAL(close)(fd);
+            continue;
+        }
+        pfds[m++] = (struct pollfd){ fd, POLLIN, 0 };
+    }
+    closedir(proc);
+    await_children(pfds, m, grace_ms);
+    for (int i = 0; i < m; i++) {
+        if (!exited(&pfds[i]))
+            pidfd_signal(pidfd_of(&pfds[i]), SIGKILL);
+        REAL(close)(pidfd_of(&pfds[i]));
     }
     return m;
 }

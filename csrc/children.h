@@ -14,4 +14,10 @@ int children_end(pid_t except, long grace_ms);
  * run; *watched says how many there were. */
 int children_wait(pid_t except, long timeout_ms, int *watched);
 
+/* Processes that map the file `path` (or had it mapped when it was removed),
+ * whose maps this process may read: SIGTERM, SIGKILL to those still there after
+ * grace_ms; they are not this process's children and are not reaped. Returns
+ * how many. */
+int processes_end_mapping(const char *path, long grace_ms);
+
 #endif

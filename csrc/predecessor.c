@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "predecessor.h"
 #include "config.h"
+#include "pidfd.h"
 #include "protocol.h"
 #include "real.h"
 #include "registry.h"
@@ -10,10 +11,26 @@
 #include <string.h>
 #include <unistd.h>
 
+static int leader_fd = -1;   /* the old generation's leader (pidfd) */
+
 void predecessor_init(void)
 {
-    if (cfg.ready_fd >= 0)
-        reg_adopt(&cfg.ready_fd, FD_INTERNAL);
+    if (cfg.ready_fd < 0)
+        return;
+    reg_adopt(&cfg.ready_fd, FD_INTERNAL);
+    /* Started by the old leader (vfork): it is the parent, unless it is already
+     * gone, in which case this watches a subreaper, which is harmless. */
+    leader_fd = pidfd_open(getppid());
+    if (leader_fd >= 0)
+        reg_adopt(&leader_fd, FD_INTERNAL);
+}
+
+int predecessor_fd(void) { return leader_fd; }
+
+int predecessor_gone(void)
+{
+    reg_release(&leader_fd);
+    return cfg.generation - 1;
 }
 
 void predecessor_forked(void)

@@ -21,4 +21,10 @@ void predecessor_report_serving(void);
 /* This process (a daemon's child) leads the new generation now. */
 void predecessor_report_daemon(int pid);
 
+/* A pidfd of the old generation's leader (this process's parent at start, fork
+ * mode), readable once it has exited; -1 if there is none to watch. */
+int predecessor_fd(void);
+/* It exited: stop watching. Returns the number of its generation. */
+int predecessor_gone(void);
+
 #endif

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int page_path(int number, char *buf, size_t size)
+int record_page_path(int number, char *buf, size_t size)
 {
     if (!cfg.control)
         return -1;
@@ -28,7 +28,7 @@ void *record_map_page(int number, size_t size)
 {
     static int warned;
     char path[PATH_MAX];
-    if (page_path(number, path, sizeof path) == 0) {
+    if (record_page_path(number, path, sizeof path) == 0) {
         int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd >= 0 && ftruncate(fd, (off_t)size) == 0) {
             void *page = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -49,7 +49,7 @@ void *record_map_page(int number, size_t size)
 void record_forget(int number)
 {
     char path[PATH_MAX];
-    if (page_path(number, path, sizeof path) == 0)
+    if (record_page_path(number, path, sizeof path) == 0)
         REAL(unlink)(path);
 }
 

@@ -18,6 +18,10 @@
  * the anonymous mapping fails. */
 void *record_map_page(int number, size_t size);
 
+/* The path of generation `number`'s page file (this lineage's slot with
+ * --multi) into buf: 0, or -1 without a usable record. */
+int record_page_path(int number, char *buf, size_t size);
+
 /* Remove gen-N: that generation is gone or never became one. */
 void record_forget(int number);
 

@@ -92,16 +92,42 @@ static void end_self(pid_t successor)
         pause();
 }
 
-/* Wait for a restart signal. If the supervisor is gone instead, this ends the
+/* The old generation's leader exited. Normally it ended its processes first; if
+ * it was killed (SIGKILL while it drained), its workers are orphans that would
+ * run on: those still mapping its page are ended. */
+static void end_predecessor_leftovers(void)
+{
+    char path[4096];
+    int previous = predecessor_gone();
+    if (previous < 1 || record_page_path(previous, path, sizeof path) < 0)
+        return;
+    int n = processes_end_mapping(path, 2000);
+    if (n > 0)
+        log_info("generation %d's leader is gone; ended %d process%s it left running",
+                 previous, n, n == 1 ? "" : "es");
+}
+
+/* Wait for a restart signal. Meanwhile: the old generation's leader may exit
+ * (its leftovers are ended); if the supervisor is gone, this ends the
  * generation (end_self) and does not return. */
 static void wait_restart_signal(void)
 {
-    struct pollfd p[2] = { { signals_fd(), POLLIN, 0 }, { supervised_fd(), POLLIN, 0 } };
-    while (REAL(poll)(p, p[1].fd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
-        ;
-    if (p[1].fd >= 0 && p[1].revents && supervised_gone()) {
-        log_info("the supervisor is gone: stopping generation %d (SIGTERM)", gen->number);
-        end_self(0);
+    for (;;) {
+        struct pollfd p[3] = { { signals_fd(), POLLIN, 0 }, { supervised_fd(), POLLIN, 0 },
+                               { predecessor_fd(), POLLIN, 0 } };
+        if (REAL(poll)(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (p[2].revents)
+            end_predecessor_leftovers();
+        if (p[1].revents && supervised_gone()) {
+            log_info("the supervisor is gone: stopping generation %d (SIGTERM)", gen->number);
+            end_self(0);
+        }
+        if (p[0].revents || p[1].revents)
+            return;
     }
 }
 

@@ -332,10 +332,6 @@ def test_sigkill_of_the_old_leader_while_it_drains(serve, port):
     assert load.result.failed == 0, load.result.summary()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the workers of a generation whose leader was SIGKILLed while it drained are "
-    "orphaned: nginx workers do not exit when their master dies, the shim in them "
-    "neither notices the leader's death nor ends them, and they run on, re-parented"))
 def test_sigkill_of_the_old_leader_leaves_no_orphaned_workers(serve, port):
     _, served = serve("nginx", options=KEEP_HELD)
     old = served.leader
