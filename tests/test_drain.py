@@ -289,3 +289,39 @@ def test_exec_restart_is_not_held_by_idle_connections(under_huptime, build_dir, 
     finally:
         close_all(idle)
     served.stop()
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6", "unix"])
+def test_a_held_connection_keeps_the_old_generation(under_huptime, port, short_dir, family):
+    """The kernel's view finds the connections of each listener family: a request still
+    arriving keeps the old generation (no false "drained"), is answered by it, and
+    then the old generation exits."""
+    import socket
+    import sys
+
+    from support.servers import SERVERS_DIR
+    sock_path = short_dir / "app.sock"
+    command = [sys.executable, str(SERVERS_DIR / "listeners_server.py"),
+               f"tcp:127.0.0.1:{port}", f"tcp:[::1]:{port}", f"unix:{sock_path}"]
+    served = under_huptime(f"held-{family}", command, options=["--drain-timeout", "60"]).start()
+    served.wait_log(r"listening on 3 addresses")
+    if family == "unix":
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        held.settimeout(30)
+        held.connect(str(sock_path))
+    else:
+        held = socket.create_connection(("127.0.0.1" if family == "ipv4" else "::1", port),
+                                        timeout=30)
+    held.sendall(b"GET / HTTP/1.0\r\n")  # the request is not finished
+    old = served.leader
+    served.restart()
+    time.sleep(2 * IDLE + 0.5)  # nothing to wait for: the drain checks several times
+    assert is_alive(old), "the old generation left while it held a connection"
+    held.sendall(b"\r\n")
+    reply = b""
+    while chunk := held.recv(4096):
+        reply += chunk
+    held.close()
+    assert reply.startswith(b"HTTP/1.") and b"gen=1" in reply, reply
+    wait_old_generation_gone(served, old)
+    served.stop()
