@@ -2,18 +2,16 @@
 #define _GNU_SOURCE
 #include "restart.h"
 #include "check.h"
-#include "children.h"
 #include "clock.h"
 #include "config.h"
-#include "gate.h"
 #include "generation.h"
-#include "held.h"
 #include "inherit.h"
 #include "log.h"
 #include "pidfd.h"
 #include "predecessor.h"
 #include "real.h"
 #include "record.h"
+#include "retire.h"
 #include "registry.h"
 #include "signals.h"
 #include "spawn.h"
@@ -78,38 +76,9 @@ void restart_socket_added(void)
     restart_manager_start();
 }
 
-/* SIGTERM to this process; 5 s later, if it is still here, its children (but
- * `successor`) and then itself get SIGKILL. Does not return. */
-static void end_self(pid_t successor)
-{
-    kill(getpid(), SIGTERM);
-    struct timespec five = { 5, 0 };
-    nanosleep(&five, NULL);
-    log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
-    children_end(successor, 0);
-    kill(getpid(), SIGKILL);
-    for (;;)
-        pause();
-}
-
-/* The old generation's leader exited. Normally it ended its processes first; if
- * it was killed (SIGKILL while it drained), its workers are orphans that would
- * run on: those still mapping its page are ended. */
-static void end_predecessor_leftovers(void)
-{
-    char path[4096];
-    int previous = predecessor_gone();
-    if (previous < 1 || record_page_path(previous, path, sizeof path) < 0)
-        return;
-    int n = processes_end_mapping(path, 2000);
-    if (n > 0)
-        log_info("generation %d's leader is gone; ended %d process%s it left running",
-                 previous, n, n == 1 ? "" : "es");
-}
-
 /* Wait for a restart signal. Meanwhile: the old generation's leader may exit
  * (its leftovers are ended); if the supervisor is gone, this ends the
- * generation (end_self) and does not return. */
+ * generation (retire_end_self) and does not return. */
 static void wait_restart_signal(void)
 {
     for (;;) {
@@ -121,10 +90,10 @@ static void wait_restart_signal(void)
             return;
         }
         if (p[2].revents)
-            end_predecessor_leftovers();
+            retire_predecessor_leftovers();
         if (p[1].revents && supervised_gone()) {
             log_info("the supervisor is gone: stopping generation %d (SIGTERM)", gen->number);
-            end_self(0);
+            retire_end_self(0);
         }
         if (p[0].revents || p[1].revents)
             return;
@@ -160,104 +129,6 @@ static int preflight(int next)
     log_info("restart refused: --check %s; generation %d keeps serving", why, gen->number);
     record_event(next, EVENT_FAILED " --check %s", why);
     return 0;
-}
-
-/* How often the kernel is asked while a generation drains. */
-#define HELD_CHECK_MS 200
-
-/* Every process of the generation stops accepting; wait until none of them holds
- * a connection (held.h: the kernel's view, asked every HELD_CHECK_MS and as soon
- * as the shim's own count reaches zero), at most --drain-timeout from t0.
- * 0 drained, -1 timed out; *idle_closed: connections --drain-idle shut down. */
-static int stop_and_drain(pid_t successor, long t0, int *idle_closed)
-{
-    held_prepare();
-    gen_broadcast_stop();
-    gate_local_stop();
-    if (cfg.drain_signal) { /* the program's own graceful stop (fork mode only) */
-        log_info("generation %d: sending signal %d to pid %d (--drain-signal)", gen->number,
-                 cfg.drain_signal, (int)getpid());
-        kill(getpid(), cfg.drain_signal);
-    }
-    *idle_closed = 0;
-    for (;;) {
-        int closed = 0, held = held_count(successor, cfg.drain_idle_ms, &closed);
-        *idle_closed += closed;
-        long left = t0 + cfg.drain_timeout_ms - now_ms();
-        if (held == 0)
-            return 0;
-        if (left <= 0)
-            return -1;
-        if (held < 0)
-            return gen_wait_drained(left); /* the kernel cannot tell: the shim's count */
-        long step = left < HELD_CHECK_MS ? left : HELD_CHECK_MS;
-        if (gen_conns() > 0) {
-            gen_wait_drained(step); /* returns early when the count reaches zero */
-        } else {
-            struct timespec pause = { step / 1000, (step % 1000) * 1000000L };
-            nanosleep(&pause, NULL);
-        }
-    }
-}
-
-static const char *idle_note(int closed, char *buf, size_t size)
-{
-    if (closed == 0)
-        return "";
-    snprintf(buf, size, ", %d idle closed", closed);
-    return buf;
-}
-
-/* After the drain: no more forks; --wait gives the program's children until the
- * drain deadline (t0 + --drain-timeout); then every child but `successor` ends. */
-static void end_children(pid_t successor, long t0)
-{
-    gen_retire();
-    if (cfg.wait_children) {
-        long t1 = now_ms(), left = cfg.drain_timeout_ms - (t1 - t0);
-        int watched = 0;
-        int still = children_wait(successor, left > 0 ? left : 0, &watched);
-        if (still > 0)
-            log_info("--wait: %d of %d child process%s of generation %d still running at the "
-                     "drain timeout; ending them", still, watched, watched == 1 ? "" : "es",
-                     gen->number);
-        else if (watched > 0)
-            log_info("--wait: the %d child process%s of generation %d exited in %ld ms", watched,
-                     watched == 1 ? "" : "es", gen->number, now_ms() - t1);
-    }
-    for (int round = 0; round < 5 && children_end(successor, 2000) > 0; round++)
-        ;
-}
-
-/* The generation is gone: the record says so. */
-static void record_exited(void)
-{
-    record_event(gen->number, EVENT_EXITED);
-    record_forget(gen->number);
-}
-
-/* Fork mode, a successor serves: stop accepting, drain, end the children, exit. */
-static void retire(pid_t successor)
-{
-    long t0 = now_ms();
-    int open = gen_conns(), idle = 0;
-    char note[32];
-    if (stop_and_drain(successor, t0, &idle) == 0) {
-        log_info("generation %d drained %d connection%s in %ld ms%s; exiting", gen->number,
-                 open, open == 1 ? "" : "s", now_ms() - t0, idle_note(idle, note, sizeof note));
-    } else {
-        int left = gen_conns();
-        log_info("generation %d: %d connection%s still open after the drain timeout "
-                 "(%ld ms); sending SIGTERM", gen->number, left, left == 1 ? "" : "s",
-                 cfg.drain_timeout_ms);
-        /* No respawns from here; the program's own stop ends its workers (it must
-         * reap them itself: a master waits for its workers' exits). */
-        gen_retire();
-        end_self(successor);
-    }
-    end_children(successor, t0);
-    record_exited();
-    _exit(0);
 }
 
 /* Fork mode, the new generation failed: it is killed, the files put back, and
@@ -336,7 +207,7 @@ static void restart_fork(void)
     }
     reg_release(&s.pidfd);
     reg_release(&s.daemon_fd);
-    retire(pid);
+    retire_and_exit(pid);
 }
 
 /* Drain this generation, then replace this process's image, same PID. */
@@ -372,17 +243,7 @@ static void restart_exec(void)
     log_info("restart (exec): generation %d stops accepting and drains %d connection%s",
              gen->number, open, open == 1 ? "" : "s");
     record_event(gen->number, EVENT_DRAINING);
-    int idle = 0;
-    char note[32];
-    if (stop_and_drain(0, t0, &idle) < 0) {
-        int left = gen_conns();
-        log_info("drain timeout (%ld ms): closing %d connection%s", cfg.drain_timeout_ms,
-                 left, left == 1 ? "" : "s");
-    } else if (idle > 0) {
-        log_info("generation %d drained in %ld ms%s", gen->number, now_ms() - t0,
-                 idle_note(idle, note, sizeof note));
-    }
-    end_children(0, t0);
+    retire_before_exec(t0);
     /* The new image arrives with every signal ignored (spawn.c, become_new_image)
      * and its shim restores the start dispositions from this list. */
     int ignored[HANDOFF_MAX_SIGNALS];
@@ -398,7 +259,7 @@ static void restart_exec(void)
         log_info("exec %s failed: %s", plan.exe, strerror(errno));
         record_event(h.generation, EVENT_FAILED " exec %s: %s", plan.exe, strerror(errno));
     }
-    record_exited();
+    retire_record_exited();
     _exit(127);
 }
 

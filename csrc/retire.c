@@ -1,0 +1,160 @@
+/* retire.c - the end of a generation (retire.h). */
+#define _GNU_SOURCE
+#include "retire.h"
+#include "children.h"
+#include "clock.h"
+#include "config.h"
+#include "gate.h"
+#include "generation.h"
+#include "held.h"
+#include "log.h"
+#include "predecessor.h"
+#include "record.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* SIGTERM to this process; 5 s later, if it is still here, its children (but
+ * `successor`) and then itself get SIGKILL. Does not return. */
+void retire_end_self(pid_t successor)
+{
+    kill(getpid(), SIGTERM);
+    struct timespec five = { 5, 0 };
+    nanosleep(&five, NULL);
+    log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
+    children_end(successor, 0);
+    kill(getpid(), SIGKILL);
+    for (;;)
+        pause();
+}
+
+/* The old generation's leader exited. Normally it ended its processes first; if
+ * it was killed (SIGKILL while it drained), its workers are orphans that would
+ * run on: those still mapping its page are ended. */
+void retire_predecessor_leftovers(void)
+{
+    char path[4096];
+    int previous = predecessor_gone();
+    if (previous < 1 || record_page_path(previous, path, sizeof path) < 0)
+        return;
+    int n = processes_end_mapping(path, 2000);
+    if (n > 0)
+        log_info("generation %d's leader is gone; ended %d process%s it left running",
+                 previous, n, n == 1 ? "" : "es");
+}
+
+/* How often the kernel is asked while a generation drains. */
+#define HELD_CHECK_MS 200
+
+/* Every process of the generation stops accepting; wait until none of them holds
+ * a connection (held.h: the kernel's view, asked every HELD_CHECK_MS and as soon
+ * as the shim's own count reaches zero), at most --drain-timeout from t0.
+ * 0 drained, -1 timed out; *idle_closed: connections --drain-idle shut down. */
+static int drain(pid_t successor, long t0, int *idle_closed)
+{
+    held_prepare();
+    gen_broadcast_stop();
+    gate_local_stop();
+    if (cfg.drain_signal) { /* the program's own graceful stop (fork mode only) */
+        log_info("generation %d: sending signal %d to pid %d (--drain-signal)", gen->number,
+                 cfg.drain_signal, (int)getpid());
+        kill(getpid(), cfg.drain_signal);
+    }
+    *idle_closed = 0;
+    for (;;) {
+        int closed = 0, held = held_count(successor, cfg.drain_idle_ms, &closed);
+        *idle_closed += closed;
+        long left = t0 + cfg.drain_timeout_ms - now_ms();
+        if (held == 0)
+            return 0;
+        if (left <= 0)
+            return -1;
+        if (held < 0)
+            return gen_wait_drained(left); /* the kernel cannot tell: the shim's count */
+        long step = left < HELD_CHECK_MS ? left : HELD_CHECK_MS;
+        if (gen_conns() > 0) {
+            gen_wait_drained(step); /* returns early when the count reaches zero */
+        } else {
+            struct timespec pause = { step / 1000, (step % 1000) * 1000000L };
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
+static const char *idle_note(int closed, char *buf, size_t size)
+{
+    if (closed == 0)
+        return "";
+    snprintf(buf, size, ", %d idle closed", closed);
+    return buf;
+}
+
+/* After the drain: no more forks; --wait gives the program's children until the
+ * drain deadline (t0 + --drain-timeout); then every child but `successor` ends. */
+static void end_children(pid_t successor, long t0)
+{
+    gen_retire();
+    if (cfg.wait_children) {
+        long t1 = now_ms(), left = cfg.drain_timeout_ms - (t1 - t0);
+        int watched = 0;
+        int still = children_wait(successor, left > 0 ? left : 0, &watched);
+        if (still > 0)
+            log_info("--wait: %d of %d child process%s of generation %d still running at the "
+                     "drain timeout; ending them", still, watched, watched == 1 ? "" : "es",
+                     gen->number);
+        else if (watched > 0)
+            log_info("--wait: the %d child process%s of generation %d exited in %ld ms", watched,
+                     watched == 1 ? "" : "es", gen->number, now_ms() - t1);
+    }
+    for (int round = 0; round < 5 && children_end(successor, 2000) > 0; round++)
+        ;
+}
+
+/* The generation is gone: the record says so. */
+void retire_record_exited(void)
+{
+    record_event(gen->number, EVENT_EXITED);
+    record_forget(gen->number);
+}
+
+/* Fork mode, a successor serves: stop accepting, drain, end the children, exit. */
+void retire_and_exit(pid_t successor)
+{
+    long t0 = now_ms();
+    int open = gen_conns(), idle = 0;
+    char note[32];
+    if (drain(successor, t0, &idle) == 0) {
+        log_info("generation %d drained %d connection%s in %ld ms%s; exiting", gen->number,
+                 open, open == 1 ? "" : "s", now_ms() - t0, idle_note(idle, note, sizeof note));
+    } else {
+        int left = gen_conns();
+        log_info("generation %d: %d connection%s still open after the drain timeout "
+                 "(%ld ms); sending SIGTERM", gen->number, left, left == 1 ? "" : "s",
+                 cfg.drain_timeout_ms);
+        /* No respawns from here; the program's own stop ends its workers (it must
+         * reap them itself: a master waits for its workers' exits). */
+        gen_retire();
+        retire_end_self(successor);
+    }
+    end_children(successor, t0);
+    retire_record_exited();
+    _exit(0);
+}
+
+/* Exec mode: the same steps, then back to the caller, which execs. */
+void retire_before_exec(long t0)
+{
+    int idle = 0;
+    char note[32];
+    if (drain(0, t0, &idle) < 0) {
+        int left = gen_conns();
+        log_info("drain timeout (%ld ms): closing %d connection%s", cfg.drain_timeout_ms,
+                 left, left == 1 ? "" : "s");
+    } else if (idle > 0) {
+        log_info("generation %d drained in %ld ms%s", gen->number, now_ms() - t0,
+                 idle_note(idle, note, sizeof note));
+    }
+    end_children(0, t0);
+}
