@@ -1,5 +1,5 @@
 /*
- * What the drain test servers in C share (fork_server.c, rawclose_server.c,
+ * What the C test servers share (cserver.c, fork_server.c,
  * keepalive_server.c): the behaviour file, the listener (TCP port on 127.0.0.1 or a
  * Unix socket path), reading a request head, writing a reply, the body.
  *

@@ -45,7 +45,7 @@ C_SERVERS = {
     "c-accept": ("cserver.c", "cserver-accept", ()),
     "c-accept4": ("cserver.c", "cserver-accept4", ("-DUSE_ACCEPT4",)),
     "c-fork": ("fork_server.c", "fork-server", ()),
-    "c-rawclose": ("rawclose_server.c", "rawclose-server", ()),
+    "c-rawclose": ("cserver.c", "rawclose-server", ("-DRAW_CLOSE",)),
     "c-keepalive": ("keepalive_server.c", "keepalive-server", ()),
 }
 DRAIN_SERVERS = ("c-fork", "c-rawclose", "c-keepalive")
