@@ -69,6 +69,15 @@ def hold_connection(port: int) -> socket.socket:
     return held
 
 
+def serve_holding(serve, port: int, name: str, **options):
+    """Server `name` started under huptime (options as for `serve`) with one connection
+    held open on it, half a request, that the shim counts; returns (served, held)."""
+    _, served = serve(name, **options)
+    held = hold_connection(port)
+    wait_for(lambda: status_json()[0]["connections"] == 1, 10, "the held connection")
+    return served, held
+
+
 def finish(held: socket.socket) -> bytes:
     """End the held request; the whole reply."""
     held.sendall(b"\r\n")
@@ -196,11 +205,9 @@ def test_sigkill_of_an_idle_worker_of_a_draining_generation(serve, port, mode):
     worker is killed. The master respawns it (fork is allowed until the drain ends);
     once the held request is answered the generation ends, all of it."""
     exec_mode = mode == "exec"
-    _, served = serve("nginx", options=["--drain-timeout", "20", *KEEP_HELD],
-                      exec_mode=exec_mode)
+    served, held = serve_holding(serve, port, "nginx", exec_mode=exec_mode,
+                                 options=["--drain-timeout", "20", *KEEP_HELD])
     old = served.leader
-    held = hold_connection(port)
-    wait_for(lambda: status_json()[0]["connections"] == 1, 10, "the held connection")
     busy = holder(workers_of(old), held)
     [idle] = [w for w in workers_of(old) if w != busy]
     # Exec mode: clients wait in the accept queue while the leader drains.
@@ -231,11 +238,9 @@ def drain_with_holder_killed(serve, port, exec_mode: bool):
     """nginx drains one held connection (--drain-timeout 30 s); the worker holding it
     is killed (its client sees the connection end: that is what a killed worker
     does). Returns (served, old leader, load) with the load still running."""
-    _, served = serve("nginx", options=["--drain-timeout", "30", *KEEP_HELD],
-                      exec_mode=exec_mode)
+    served, held = serve_holding(serve, port, "nginx", exec_mode=exec_mode,
+                                 options=["--drain-timeout", "30", *KEEP_HELD])
     old = served.leader
-    held = hold_connection(port)
-    wait_for(lambda: status_json()[0]["connections"] == 1, 10, "the held connection")
     busy = holder(workers_of(old), held)
     load = LoadRunner(port, clients=CLIENTS, duration=60.0, timeout=10.0).start()
     try:
@@ -282,10 +287,8 @@ def test_sigkill_of_the_worker_holding_a_draining_connection(serve, port, mode):
 def test_a_drain_timeout_ends_the_generation_on_sigterm(serve, port):
     """Where a worker's connection outlives --drain-timeout (1 s here) the generation
     is ended by SIGTERM: the master must get to exit cleanly, not be SIGKILLed."""
-    _, served = serve("nginx", options=["--drain-timeout", "1", *KEEP_HELD])
+    served, held = serve_holding(serve, port, "nginx", options=["--drain-timeout", "1", *KEEP_HELD])
     old = served.leader
-    held = hold_connection(port)
-    wait_for(lambda: status_json()[0]["connections"] == 1, 10, "the held connection")
     with LoadRunner(port, clients=CLIENTS, duration=60.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
         start_drain(served, exec_mode=False)
@@ -313,10 +316,8 @@ def assert_status_shows_only(leader: int, generation: int) -> None:
 def test_sigkill_of_the_old_leader_while_it_drains(serve, port):
     """One process per generation: the new one keeps serving, --status forgets the
     dead one at once, nothing is left."""
-    _, served = serve("c-accept4", options=KEEP_HELD)
+    served, held = serve_holding(serve, port, "c-accept4", options=KEEP_HELD)
     old = served.leader
-    held = hold_connection(port)
-    wait_for(lambda: status_json()[0]["connections"] == 1, 10, "the held connection")
     with LoadRunner(port, clients=CLIENTS, duration=60.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
         start_drain(served, exec_mode=False)
@@ -333,10 +334,8 @@ def test_sigkill_of_the_old_leader_while_it_drains(serve, port):
 
 
 def test_sigkill_of_the_old_leader_leaves_no_orphaned_workers(serve, port):
-    _, served = serve("nginx", options=KEEP_HELD)
+    served, held = serve_holding(serve, port, "nginx", options=KEEP_HELD)
     old = served.leader
-    held = hold_connection(port)
-    wait_for(lambda: status_json()[0]["connections"] == 1, 10, "the held connection")
     old_workers = workers_of(old)
     with LoadRunner(port, clients=CLIENTS, duration=60.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
@@ -365,10 +364,8 @@ def test_restart_signal_during_a_drain_fork_mode(serve, port):
     restart; it only finishes its connections and exits). To the new leader: it
     restarts again as usual, while the old one still drains; generation 3 serves,
     then 1 and 2 end. Clients see nothing of it."""
-    _, served = serve("c-accept4", options=KEEP_HELD)
+    served, held = serve_holding(serve, port, "c-accept4", options=KEEP_HELD)
     first = served.leader
-    held = hold_connection(port)
-    wait_for(lambda: status_json()[0]["connections"] == 1, 10, "the held connection")
     with LoadRunner(port, clients=CLIENTS, duration=60.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
         start_drain(served, exec_mode=False)
@@ -395,10 +392,8 @@ def test_restart_signal_during_a_drain_exec_mode(serve, port):
     signal that arrives while it drains is not ignored but kept for later: the new
     image gets HUPTIME_PENDING and restarts once more as soon as it is ready
     (generation 3). Clients wait in the accept queue meanwhile; none fails."""
-    _, served = serve("c-accept4", options=KEEP_HELD, exec_mode=True)
+    served, held = serve_holding(serve, port, "c-accept4", options=KEEP_HELD, exec_mode=True)
     leader = served.leader
-    held = hold_connection(port)
-    wait_for(lambda: status_json()[0]["connections"] == 1, 10, "the held connection")
     with LoadRunner(port, clients=CLIENTS, duration=60.0, timeout=10.0) as load:
         load.wait_until(lambda r: r.ok >= 50)
         start_drain(served, exec_mode=True)
