@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,7 +32,7 @@
 #endif
 
 /* TCP states as sock_diag reports them (the kernel's net/tcp_states.h). */
-enum { ST_ESTABLISHED = 1, ST_SYN_RECV = 3, ST_TIME_WAIT = 6, ST_LISTEN = 10 };
+enum { ST_ESTABLISHED = 1, ST_SYN_RECV = 3, ST_TIME_WAIT = 6, ST_CLOSE = 7, ST_LISTEN = 10 };
 
 /* The stream listeners' local addresses, taken before the stop. */
 static struct { sa_family_t family; in_port_t port; } tcp[HANDOFF_MAX_FDS];
@@ -38,7 +40,7 @@ static int n_tcp;
 static struct { struct sockaddr_un addr; socklen_t len; } unix_names[HANDOFF_MAX_FDS];
 static int n_unix;
 
-enum { MAX_PROCESSES = 4096, DUMP_BUFFER = 64 * 1024 };
+enum { MAX_PROCESSES = 4096, DUMP_BUFFER = 64 * 1024, DIRECT_MAX = 512 };
 
 void held_prepare(void)
 {
@@ -104,22 +106,28 @@ static int by_inode(const void *a, const void *b)
  * has not), no later than it last received any. Both ages count in the same
  * clock ticks, so an answer sent within the tick of its request ties: taken as
  * answered. A kernel whose tcp_info lacks the data segment count never closes. */
+static int quiet(const struct tcp_info *ti, size_t size, unsigned unread, unsigned unsent,
+                 long idle_ms)
+{
+    return size >= offsetof(struct tcp_info, tcpi_data_segs_out) + sizeof(__u32) &&
+           ti->tcpi_state == ST_ESTABLISHED && !unread && !unsent && !ti->tcpi_unacked &&
+           ti->tcpi_data_segs_out > 0 && ti->tcpi_last_data_sent >= idle_ms &&
+           ti->tcpi_last_data_recv >= idle_ms &&
+           ti->tcpi_last_data_sent <= ti->tcpi_last_data_recv;
+}
+
 static int is_idle(const struct inet_diag_msg *m, const struct nlmsghdr *h, long idle_ms)
 {
-    if (m->idiag_state != ST_ESTABLISHED || m->idiag_rqueue || m->idiag_wqueue)
-        return 0;
     struct rtattr *a = (struct rtattr *)(m + 1);
     int left = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof *m);
     for (; RTA_OK(a, left); a = RTA_NEXT(a, left)) {
-        if (a->rta_type != INET_DIAG_INFO ||
-            RTA_PAYLOAD(a) < offsetof(struct tcp_info, tcpi_data_segs_out) + sizeof(__u32))
+        if (a->rta_type != INET_DIAG_INFO)
             continue;
         struct tcp_info ti;
+        size_t n = RTA_PAYLOAD(a) < sizeof ti ? RTA_PAYLOAD(a) : sizeof ti;
         memset(&ti, 0, sizeof ti);
-        memcpy(&ti, RTA_DATA(a), RTA_PAYLOAD(a) < sizeof ti ? RTA_PAYLOAD(a) : sizeof ti);
-        return ti.tcpi_unacked == 0 && ti.tcpi_data_segs_out > 0 &&
-               ti.tcpi_last_data_sent >= idle_ms && ti.tcpi_last_data_recv >= idle_ms &&
-               ti.tcpi_last_data_sent <= ti.tcpi_last_data_recv;
+        memcpy(&ti, RTA_DATA(a), n);
+        return quiet(&ti, n, m->idiag_rqueue, m->idiag_wqueue, idle_ms);
     }
     return 0;
 }
@@ -283,55 +291,173 @@ static int shut_down(pid_t pid, int fd, unsigned long inode)
     return ok;
 }
 
-static int holds(pid_t pid, struct table *t, int *closed)
+/* The sockets the generation's processes have open: (pid, fd, inode). */
+struct sock {
+    pid_t pid;
+    int fd;
+    unsigned long inode;
+};
+
+struct socks {
+    struct sock *v;
+    int n, cap;
+};
+
+static int list_sockets(pid_t pid, struct socks *s)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
     DIR *fds = opendir(path);
     if (!fds)
         return 0; /* gone meanwhile */
-    int held = 0;
     struct dirent *e;
+    int r = 0;
     while ((e = readdir(fds))) {
         char link[64];
         ssize_t k = readlinkat(dirfd(fds), e->d_name, link, sizeof link - 1);
         if (k <= 8 || memcmp(link, "socket:[", 8) != 0)
             continue;
         link[k] = '\0';
-        struct conn key = { strtoul(link + 8, NULL, 10), 0, 0 };
-        struct conn *c = bsearch(&key, t->v, (size_t)t->n, sizeof *t->v, by_inode);
+        if (s->n == s->cap) {
+            int cap = s->cap ? 2 * s->cap : 64;
+            struct sock *v = realloc(s->v, (size_t)cap * sizeof *v);
+            if (!v) {
+                r = -1;
+                break;
+            }
+            s->v = v;
+            s->cap = cap;
+        }
+        s->v[s->n++] = (struct sock){ pid, atoi(e->d_name), strtoul(link + 8, NULL, 10) };
+    }
+    closedir(fds);
+    return r;
+}
+
+/* A stream socket accepted from one of the listeners (never a listener): 1. A
+ * TCP connection the kernel already closed (reset) is not one. *ti gets its
+ * tcp_info (*size bytes; 0 for a Unix socket). */
+static int is_connection(int fd, struct tcp_info *ti, size_t *size)
+{
+    int v = 0;
+    socklen_t len = sizeof v;
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof ss;
+    *size = 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || v ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0 || v != SOCK_STREAM ||
+        getsockname(fd, (struct sockaddr *)&ss, &slen) < 0)
+        return 0;
+    if (ss.ss_family == AF_UNIX) {
+        for (int i = 0; i < n_unix; i++)
+            if (huptime_sockaddr_same((struct sockaddr *)&ss, slen,
+                                      (struct sockaddr *)&unix_names[i].addr, unix_names[i].len))
+                return 1;
+        return 0;
+    }
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+        return 0;
+    in_port_t port = ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                             : ((struct sockaddr_in6 *)&ss)->sin6_port;
+    int i;
+    for (i = 0; i < n_tcp && (tcp[i].family != ss.ss_family || tcp[i].port != port); i++)
+        ;
+    socklen_t tlen = sizeof *ti;
+    memset(ti, 0, sizeof *ti);
+    if (i == n_tcp || getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &tlen) < 0)
+        return i < n_tcp;
+    *size = tlen;
+    return ti->tcpi_state != ST_CLOSE;
+}
+
+/* Few sockets: look at each through a copy of its descriptor (pidfd_getfd),
+ * which costs microseconds where a socket table dump walks the whole table.
+ * Returns how many are held, or -1 if copies cannot be had (then the dump). */
+static int held_direct(const struct socks *s, long idle_ms, int *closed)
+{
+    int held = 0, pidfd = -1;
+    pid_t current = -1;
+    for (int i = 0; i < s->n && held >= 0; i++) {
+        const struct sock *k = &s->v[i];
+        if (k->pid != current) {
+            if (pidfd >= 0)
+                REAL(close)(pidfd);
+            current = k->pid;
+            pidfd = pidfd_open(current);
+        }
+        if (pidfd < 0)
+            continue; /* gone meanwhile */
+        int copy = (int)syscall(SYS_pidfd_getfd, pidfd, k->fd, 0);
+        if (copy < 0) {
+            if (errno != EBADF && errno != ESRCH)
+                held = -1; /* not allowed here, or no such call: the dump decides */
+            continue;
+        }
+        struct stat st;
+        struct tcp_info ti;
+        size_t size;
+        if (fstat(copy, &st) == 0 && st.st_ino == k->inode && is_connection(copy, &ti, &size)) {
+            held++;
+            int unread = 0, unsent = 0;
+            if (idle_ms > 0 && size > 0 && REAL(ioctl)(copy, SIOCINQ, &unread) == 0 &&
+                REAL(ioctl)(copy, SIOCOUTQ, &unsent) == 0 &&
+                quiet(&ti, size, (unsigned)unread, (unsigned)unsent, idle_ms))
+                *closed += shutdown(copy, SHUT_RDWR) == 0;
+        }
+        REAL(close)(copy);
+    }
+    if (pidfd >= 0)
+        REAL(close)(pidfd);
+    return held;
+}
+
+/* Many sockets: one dump of the socket tables per listener port, joined with the
+ * inodes the processes hold. Returns how many are held, or -1. */
+static int held_by_dump(const struct socks *s, long idle_ms, int *closed)
+{
+    struct table t = { NULL, 0, 0, idle_ms };
+    int held = -1;
+    if (list_connections(&t) < 0)
+        goto out;
+    held = 0;
+    for (int i = 0; i < s->n && t.n > 0; i++) {
+        struct conn key = { s->v[i].inode, 0, 0 };
+        struct conn *c = bsearch(&key, t.v, (size_t)t.n, sizeof *t.v, by_inode);
         if (!c)
             continue;
         held++;
         if (c->idle && !c->done) {
             c->done = 1;
-            *closed += shut_down(pid, atoi(e->d_name), c->inode);
+            *closed += shut_down(s->v[i].pid, s->v[i].fd, c->inode);
         }
     }
-    closedir(fds);
+out:
+    free(t.v);
     return held;
 }
 
 int held_count(pid_t except, long idle_ms, int *closed)
 {
     static int warned;
-    struct table t = { NULL, 0, 0, idle_ms };
+    struct socks s = { NULL, 0, 0 };
     pid_t *pids = malloc(MAX_PROCESSES * sizeof *pids);
     int held = -1;
     *closed = 0;
-    if (!pids || list_connections(&t) < 0) {
-        log_once(&warned, "cannot list connections from the kernel (%s): the drain follows "
-                 "the shim's own count", strerror(errno));
+    if (!pids)
         goto out;
-    }
-    held = 0;
-    if (t.n == 0)
-        goto out; /* nothing connected: nothing held, whoever runs */
     int n = generation_processes(except, pids, MAX_PROCESSES);
     for (int i = 0; i < n; i++)
-        held += holds(pids[i], &t, closed);
+        if (list_sockets(pids[i], &s) < 0)
+            goto out;
+    if (s.n <= DIRECT_MAX)
+        held = held_direct(&s, idle_ms, closed);
+    if (held < 0)
+        held = held_by_dump(&s, idle_ms, closed);
 out:
-    free(t.v);
+    if (held < 0)
+        log_once(&warned, "cannot see this generation's connections in the kernel (%s): the "
+                 "drain follows the shim's own count", strerror(errno));
+    free(s.v);
     free(pids);
     return held;
 }

@@ -2,12 +2,14 @@
  *
  * The shim's count of connections follows the close() calls it sees; a process
  * that closes with a raw system call, exits without closing, dies by a signal or
- * hands a descriptor on is invisible to it. The kernel knows: its socket tables
- * (NETLINK_SOCK_DIAG, filtered by the listeners' ports; AF_UNIX by name) list the
- * connections accepted from this generation's listeners, and /proc/PID/fd says
- * which of them a process of the generation still has open. A generation is
- * drained when none does (docs/protocol.md, "Drained"). Not on any hot path: the
- * leader's manager thread asks while the generation drains.
+ * hands a descriptor on is invisible to it. The kernel knows: /proc/PID/fd lists
+ * the sockets each process of the generation has open, and each is looked at
+ * through a copy of its descriptor (pidfd_getfd: a connection accepted from one
+ * of the listeners?); with many sockets, the socket tables (NETLINK_SOCK_DIAG,
+ * filtered by the listeners' ports; AF_UNIX by name) say which inodes are such
+ * connections, in one dump per port. A generation is drained when none is held
+ * (docs/protocol.md, "Drained"). Not on any hot path: the leader's manager thread
+ * asks while the generation drains.
  */
 #ifndef HUPTIME_HELD_H
 #define HUPTIME_HELD_H

@@ -45,12 +45,15 @@ void retire_predecessor_leftovers(void)
                  previous, n, n == 1 ? "" : "es");
 }
 
-/* How often the kernel is asked while a generation drains. */
+/* How often the kernel is asked while a generation drains: after 10 ms, then
+ * twice as long each time, up to every 200 ms (most drains end in the first
+ * few; a long one costs little). */
+#define HELD_FIRST_MS 10
 #define HELD_CHECK_MS 200
 
 /* Every process of the generation stops accepting; wait until none of them holds
- * a connection (held.h: the kernel's view, asked every HELD_CHECK_MS and as soon
- * as the shim's own count reaches zero), at most --drain-timeout from t0.
+ * a connection (held.h: the kernel's view, asked as above and as soon as the
+ * shim's own count reaches zero), at most --drain-timeout from t0.
  * 0 drained, -1 timed out; *idle_closed: connections --drain-idle shut down. */
 static int drain(pid_t successor, long t0, int *idle_closed)
 {
@@ -63,6 +66,7 @@ static int drain(pid_t successor, long t0, int *idle_closed)
         kill(getpid(), cfg.drain_signal);
     }
     *idle_closed = 0;
+    long every = HELD_FIRST_MS;
     for (;;) {
         int closed = 0, held = held_count(successor, cfg.drain_idle_ms, &closed);
         *idle_closed += closed;
@@ -73,7 +77,8 @@ static int drain(pid_t successor, long t0, int *idle_closed)
             return -1;
         if (held < 0)
             return gen_wait_drained(left); /* the kernel cannot tell: the shim's count */
-        long step = left < HELD_CHECK_MS ? left : HELD_CHECK_MS;
+        long step = left < every ? left : every;
+        every = every * 2 < HELD_CHECK_MS ? every * 2 : HELD_CHECK_MS;
         if (gen_conns() > 0) {
             gen_wait_drained(step); /* returns early when the count reaches zero */
         } else {
