@@ -47,11 +47,12 @@ HUPTIME_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
     int claimed;
     if (ACTIVE && cfg.n_inherited && (claimed = inherit_claim(fd, addr, len))) {
-        if (claimed == SOCK_DGRAM) {
+        if (claimed == SOCK_DGRAM)
             gate_dgram_socket(fd);
-            restart_socket_added();
-        }
-        return 0; /* a listener is announced at its listen() */
+        /* Announced now: a program that sees the socket already listens
+         * (SO_ACCEPTCONN) may never call listen() on it. */
+        restart_socket_added();
+        return 0;
     }
     int r = REAL(bind)(fd, addr, len);
     if (r == 0 && ACTIVE && !config_in_vfork_child()) {

@@ -50,6 +50,7 @@ void restart_after_fork_parent(void) { has_forked = 1; }
 void restart_after_fork_child(void)
 {
     signals_set_leader(0);
+    signals_set_served(0);
     manager_running = 0;
     predecessor_forked();
 }
@@ -296,6 +297,7 @@ void restart_manager_start(void)
 {
     if (!signals_leader() || __atomic_exchange_n(&manager_running, 1, __ATOMIC_SEQ_CST))
         return;
+    signals_set_served(1); /* from now on the pipe is read */
     sigset_t only_restart, old;
     sigfillset(&only_restart);
     sigdelset(&only_restart, cfg.signo);
@@ -309,6 +311,7 @@ void restart_manager_start(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
         manager_running = 0;
+        signals_set_served(0);
         log_info("cannot start the restart thread: %s; restarts are off", strerror(e));
     }
 }

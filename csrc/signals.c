@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "signals.h"
 #include "config.h"
+#include "handoff.h"
 #include "log.h"
 #include "real.h"
 #include "registry.h"
@@ -12,19 +13,56 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t leader;
+static volatile sig_atomic_t served;   /* the manager thread reads the pipe */
+static volatile sig_atomic_t told;     /* the one line about an unserved signal */
 static volatile unsigned seen;
 static int sig_rd = -1, sig_wr = -1;
 static struct sigaction program_action;   /* what the program believes is installed */
 
-/* Async-signal-safe: a count and a write. */
-static void on_restart_signal(int sig)
+/* One line on stderr, built and written with async-signal-safe calls only. */
+static void say_unserved(int handled)
 {
-    (void)sig;
+    static const char head[] = "huptime[", mid[] = "]: restart signal: no listening socket "
+        "seen, so no restart; ", passed[] = "passed to the program's own handler\n",
+        dropped[] = "ignored (its default action would end the server)\n";
+    char line[256], pid[24];
+    size_t n = 0;
+    huptime_put_pid(pid, (long)getpid());
+#define PUT(s, len) do { memcpy(line + n, (s), (len)); n += (len); } while (0)
+    PUT(head, sizeof head - 1);
+    PUT(pid, strlen(pid));
+    PUT(mid, sizeof mid - 1);
+    if (handled)
+        PUT(passed, sizeof passed - 1);
+    else
+        PUT(dropped, sizeof dropped - 1);
+#undef PUT
+    ssize_t w = write(2, line, n);
+    (void)w;
+}
+
+/* Async-signal-safe. The leader's manager reads the pipe; a leader without one
+ * (no listening socket seen: made by raw system calls, or not yet) hands the
+ * signal to the program's own handler as if huptime were not there, or drops it
+ * (never the default action: it would end the server), saying so once. */
+static void on_restart_signal(int sig, siginfo_t *si, void *context)
+{
     int saved = errno;
     seen++;
-    if (leader) {
+    if (leader && served) {
         ssize_t w = write(sig_wr, "r", 1);
         (void)w;
+    } else if (leader) {
+        struct sigaction program = program_action;
+        int handled = program.sa_handler != SIG_DFL && program.sa_handler != SIG_IGN;
+        if (!told) {
+            told = 1;
+            say_unserved(handled);
+        }
+        if (handled && (program.sa_flags & SA_SIGINFO))
+            program.sa_sigaction(sig, si, context);
+        else if (handled)
+            program.sa_handler(sig);
     }
     errno = saved;
 }
@@ -41,11 +79,14 @@ int signals_init(void)
     reg_adopt(&sig_rd, FD_INTERNAL);
     reg_adopt(&sig_wr, FD_INTERNAL);
     leader = 1;
+    /* A generation handed sockets will run a manager once it claims them: its
+     * signals wait in the pipe meanwhile (coalesced, as during a restart). */
+    served = cfg.n_inherited > 0 || cfg.pending;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_restart_signal;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_sigaction = on_restart_signal;
+    sa.sa_flags = SA_RESTART | SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     if (REAL(sigaction)(cfg.signo, &sa, &program_action) < 0) {
         log_info("cannot handle signal %d: %s; behaving like plain libc", cfg.signo, strerror(errno));
@@ -55,6 +96,7 @@ int signals_init(void)
 }
 
 void signals_set_leader(int on) { leader = on; }
+void signals_set_served(int on) { served = on; }
 int signals_leader(void) { return leader; }
 unsigned signals_seen(void) { return seen; }
 int signals_fd(void) { return sig_rd; }

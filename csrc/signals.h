@@ -3,7 +3,9 @@
  * The shim owns the restart signal's disposition: the handler only counts the
  * signal and, in the process that leads its generation, writes a byte to a pipe
  * the manager thread (restart.h) reads. What the program installs for that
- * signal is recorded, not installed, and shown back to it.
+ * signal is recorded, not installed, and shown back to it; while no manager runs
+ * (no listening socket seen) the signal is the program's: its handler runs, or
+ * the signal is dropped.
  */
 #ifndef HUPTIME_SIGNALS_H
 #define HUPTIME_SIGNALS_H
@@ -18,6 +20,10 @@ int signals_init(void);
  * fork the child does not lead until it takes over (a daemon's setsid). */
 void signals_set_leader(int on);
 int signals_leader(void);
+
+/* Whether a manager thread reads the pipe (restart.h): until then a restart
+ * signal goes to the program's own handler, or is dropped, with one log line. */
+void signals_set_served(int on);
 
 /* How many restart signals this process has received (for EINTR decisions). */
 unsigned signals_seen(void);

@@ -44,6 +44,11 @@ def restart(inst: Instance, timeout: float | None) -> str:
     gen = inst.serving()
     if gen is None:
         raise HuptimeError("no serving generation (a restart is in progress)")
+    if not gen.listeners:
+        raise HuptimeError(f"generation {gen.number} (pid {gen.pid}) has no listening socket "
+                           "huptime could see (none yet, or made by raw system calls, as Go "
+                           "programs do): it cannot be restarted, and the restart signal is "
+                           "left to the program")
     record = inst.record
     copies = int(record.get("copies", 1))
     if timeout is None:

@@ -2,7 +2,9 @@
 
 With $HT_EXIT_AFTER set it stops accepting after that many seconds, finishes the
 requests it accepted and exits with status $HT_EXIT_STATUS (default 0): a program
-that keeps ending on its own, for --revive.
+that keeps ending on its own, for --revive. With $HT_LISTEN_IF_NEEDED=1 it calls
+listen() only if the bound socket does not listen already (SO_ACCEPTCONN), as
+programs that support inherited sockets do.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    sock.listen(common.BACKLOG)
+    if not (os.environ.get("HT_LISTEN_IF_NEEDED") == "1" and
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
+        sock.listen(common.BACKLOG)
     common.announce(sock.getsockname()[1])
     exit_after = float(os.environ.get("HT_EXIT_AFTER", "0"))
     if exit_after:

@@ -1,0 +1,83 @@
+"""Servers as they are built in the field.
+
+- A program that supports inherited sockets checks SO_ACCEPTCONN and skips listen() on a
+  socket that already listens: its claimed listener counts all the same.
+- A program whose listener the shim never sees (made by raw system calls, as Go's net
+  package does): a restart signal never vanishes. It goes to the program's own handler,
+  or is dropped rather than ending the server, with one line saying so; `huptime
+  --restart` refuses at once with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from support.huptime import run_huptime
+from support.load import LoadRunner
+from support.proc import is_alive
+from support.served import LogFile, Served
+from support.servers import server_command
+
+RESTARTS = 5
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_a_claimed_listener_counts_without_listen(serve, port, mode):
+    _, served = serve("blocking", env={"HT_LISTEN_IF_NEEDED": "1"}, exec_mode=mode == "exec",
+                      options=["--ready-timeout", "5"])
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        for _ in range(RESTARTS):
+            served.restart()
+            before = load.snapshot().ok
+            load.wait_until(lambda r, b=before: r.saw(f"gen={served.generation}") and
+                            r.ok >= b + 20)
+    assert load.result.failed == 0, load.result.summary()
+    assert served.generation == RESTARTS + 1
+    served.stop()
+
+
+def start_unseen(under_huptime, command: list[str], label: str) -> Served:
+    """Start command under huptime; the shim never sees its listener, so there is no
+    "generation 1 serving" line: the program's own "listening on" line is waited for."""
+    served = under_huptime(label, command)
+    served.leader, logpath = served.starter.launch(served.args, served.env, served.cwd,
+                                                   "listening on", 30)
+    served.logfile = LogFile(logpath)
+    served.generation = 1
+    return served
+
+
+UNSERVED = r"restart signal: no listening socket seen, so no restart; "
+
+
+@pytest.mark.parametrize("handler", [True, False], ids=["own-handler", "no-handler"])
+def test_a_restart_signal_without_a_seen_listener_is_the_programs(
+        under_huptime, port, build_dir, handler):
+    command = [*server_command("c-rawsock", port, build_dir), *(["handler"] if handler else [])]
+    served = start_unseen(under_huptime, command, f"rawsock-{handler}")
+    with LoadRunner(port, clients=8, duration=60.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        started = time.monotonic()
+        done = run_huptime("--restart", "--", *command, timeout=10)
+        assert done.returncode == 1, done.stderr
+        assert "has no listening socket huptime could see" in done.stderr, done.stderr
+        assert time.monotonic() - started < 5, "refused at once, not after a timeout"
+        for n in range(1, 4):  # one at a time: pending signals of one kind merge
+            os.kill(served.leader, signal.SIGHUP)
+            if handler:
+                served.wait_log(r"program got SIGHUP", count=n)
+        if handler:
+            served.wait_log(UNSERVED + r"passed to the program's own handler")
+        else:
+            served.wait_log(UNSERVED + r"ignored \(its default action would end the server\)")
+        before = load.snapshot().ok
+        load.wait_until(lambda r: r.ok >= before + 50)
+    assert load.result.failed == 0, load.result.summary()
+    assert is_alive(served.leader)
+    assert served.log().count("restart signal: no listening socket seen") == 1, "said once"
+    served.stop()
