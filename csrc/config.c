@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct config cfg = { .ready_fd = -1, .supervisor_fd = -1, .supervisor_env_fd = -1, .slot = -1 };
+struct config cfg = { .ready_fd = -1, .supervisor_fd = -1, .supervisor_env_fd = -1, .slot = -1,
+                      .stdio_out = -1 };
 
 static char **copy_strv(char **v)
 {
@@ -94,6 +95,18 @@ static void load_handoff(char **envp)
                 cfg.inherited[cfg.n_inherited++] = fds[i];
             else
                 log_info("ignoring inherited descriptor %d: not a listening socket", fds[i]);
+        }
+    }
+    s = huptime_env_get(envp, ENV_STDIO_FDS);
+    if (s) {
+        int io[2];
+        struct stat a, b;
+        if (huptime_parse_fd_list(s, io, 2) == 2 && io[0] > 2 && io[1] > 2 &&
+            fstat(io[0], &a) == 0 && fstat(io[1], &b) == 0) {
+            cfg.stdio_out = io[0];
+            log_fd = io[1];
+        } else {
+            log_info("ignoring " ENV_STDIO_FDS "=%.20s: not two open descriptors above stderr", s);
         }
     }
     s = huptime_env_get(envp, ENV_READY_FD);

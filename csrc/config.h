@@ -5,7 +5,7 @@
  * program with. Programs rewrite argv and clear environ later, so both are copied.
  * cfg is written by the constructor; after it only `pid` changes (the fork hook,
  * shim.c) and the descriptor variables the registry moves out of a dup2()'s way
- * (ready_fd, supervisor_fd, inherited[]: see reg_adopt).
+ * (ready_fd, supervisor_fd, stdio_out, inherited[]: see reg_adopt).
  */
 #ifndef HUPTIME_CONFIG_H
 #define HUPTIME_CONFIG_H
@@ -32,6 +32,8 @@ struct config {
     int generation;           /* 1 for the launcher's start */
     int pending;              /* a restart was requested during the previous one */
     int ready_fd;             /* fork mode, new generation: readiness pipe, or -1 */
+    int stdio_out;            /* a kept copy of the first start's stdout, or -1; its
+                                 stderr's is log_fd (log.h) */
     int supervisor_fd;        /* link to a supervisor (--revive), or -1 (supervised.h) */
     int supervisor_env_fd;    /* its number in the environment every generation gets */
     int slot;                 /* --multi: which copy of the pool this lineage is, or -1 */

@@ -91,9 +91,10 @@ static ssize_t refuse(int blocking)
  * limit). Then: act on a pending cancel (accept and recv are cancellation points;
  * a thread cancelled after counting would leave the count up); count first, so
  * the leader never sees zero while something is being taken; look at the state;
- * take without sleeping in the kernel. Returns call()'s result, counted once. */
+ * take without sleeping in the kernel. Returns call()'s result, counted once: as
+ * a connection, or with dgram as a datagram in flight (generation.h). */
 static inline __attribute__((always_inline)) ssize_t
-take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *arg)
+take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *arg, int dgram)
 {
     for (;;) {
         if (blocking) {
@@ -108,16 +109,16 @@ take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *a
             }
         }
         pthread_testcancel();
-        gen_conn_add(1);
+        dgram ? gen_dgram_add(1) : gen_conn_add(1);
         if (gen_draining()) {
-            gen_conn_add(-1);
+            dgram ? gen_dgram_add(-1) : gen_conn_add(-1);
             return refuse(blocking);
         }
         ssize_t got = call(fd, arg);
         if (got >= 0)
             return got;
         int e = errno;
-        gen_conn_add(-1);
+        dgram ? gen_dgram_add(-1) : gen_conn_add(-1);
         if ((e != EAGAIN && e != EWOULDBLOCK) || !blocking) {
             errno = e;
             return -1;
@@ -157,7 +158,7 @@ void gate_dgram_done(void)
     if (__atomic_load_n(&holding_key_made, __ATOMIC_ACQUIRE) &&
         pthread_getspecific(holding_key)) {
         set_holding(0);
-        gen_conn_add(-1);
+        gen_dgram_add(-1);
     }
 }
 
@@ -195,7 +196,7 @@ ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx)
     int fl = REAL(fcntl64)(fd, F_GETFL);
     int blocking = !(flags & MSG_DONTWAIT) && fl >= 0 && !(fl & O_NONBLOCK);
     struct recv_call r = { call, ctx, flags };
-    ssize_t got = take(fd, blocking, blocking ? receive_timeout_ms(fd) : -1, take_datagram, &r);
+    ssize_t got = take(fd, blocking, blocking ? receive_timeout_ms(fd) : -1, take_datagram, &r, 1);
     if (got >= 0)
         set_holding(1);
     return got;
@@ -269,7 +270,7 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
         return (int)refuse(blocking);
     gate_note_wait();
     struct accept_call a = { addr, len, flags };
-    int c = (int)take(fd, blocking, -1, take_client, &a);
+    int c = (int)take(fd, blocking, -1, take_client, &a, 0);
     if (c >= 0 && c < REG_MAX_FD)
         reg_set_kind(c, FD_CONN);
     else if (c >= 0)

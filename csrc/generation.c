@@ -57,6 +57,14 @@ void gen_conn_add(int delta)
 
 int gen_conns(void) { return load(&gen->conns); }
 
+void gen_dgram_add(int delta)
+{
+    if (gen)
+        __atomic_add_fetch(&gen->datagrams, delta, __ATOMIC_SEQ_CST);
+}
+
+int gen_datagrams(void) { return load(&gen->datagrams); }
+
 int gen_draining(void)
 {
     return gen && load(&gen->state) != GEN_SERVING;

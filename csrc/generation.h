@@ -25,6 +25,9 @@ int gen_init(struct gen_page *page, int number);
 /* Count connections up or down; wakes gen_wait_drained() at zero. The hot path. */
 void gen_conn_add(int delta);
 int gen_conns(void);
+/* Count datagrams in flight (received, until the receiving thread waits again). */
+void gen_dgram_add(int delta);
+int gen_datagrams(void);
 int gen_draining(void);   /* DRAINING or RETIRED: accept nothing more */
 int gen_retired(void);
 

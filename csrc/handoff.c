@@ -172,7 +172,7 @@ void huptime_put_pid(char *slot, long pid)
 
 static const char *const handoff_keys[] = {
     ENV_FDS "=", ENV_READY_FD "=", ENV_GENERATION "=", ENV_PENDING "=",
-    ENV_IGNORED_SIGNALS "=", ENV_PROTOCOL "=", ENV_PID "=", NULL,
+    ENV_IGNORED_SIGNALS "=", ENV_PROTOCOL "=", ENV_STDIO_FDS "=", ENV_PID "=", NULL,
 };
 
 static int is_handoff_entry(const char *entry)
@@ -198,7 +198,7 @@ static int put_list(char **text, const char *name, const int *v, int n)
 
 char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot)
 {
-    enum { EXTRA = 7 };
+    enum { EXTRA = 8 };
     size_t count = 0, bytes = 0;
     for (char *const *e = base; e && *e; e++)
         if (!is_handoff_entry(*e)) {
@@ -238,6 +238,13 @@ char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_
     if (h->nignored >= 0) {
         env[n++] = text;
         if (put_list(&text, ENV_IGNORED_SIGNALS, h->ignored, h->nignored) < 0) {
+            free(env);
+            return NULL;
+        }
+    }
+    if (h->nstdio == 2) {
+        env[n++] = text;
+        if (put_list(&text, ENV_STDIO_FDS, h->stdio, 2) < 0) {
             free(env);
             return NULL;
         }

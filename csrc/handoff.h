@@ -55,11 +55,14 @@ struct handoff {
     int pending;      /* 1: restart again once ready */
     const int *ignored;   /* exec mode: signals ignored at the first start; the */
     int nignored;         /* new image arrives with all ignored (-1: not so) */
+    const int *stdio;     /* kept copies of the first start's stdout and stderr */
+    int nstdio;           /* 2, or 0: none */
 };
 
 /* Build a new environment: base without any of the handoff's entries
  * (protocol.h: HUPTIME_FDS, _READY_FD, _GENERATION, _PENDING, _IGNORED_SIGNALS,
- * _PROTOCOL, _PID), plus those of h (HUPTIME_IGNORED_SIGNALS when nignored >= 0),
+ * _PROTOCOL, _STDIO_FDS, _PID), plus those of h (HUPTIME_IGNORED_SIGNALS when
+ * nignored >= 0, HUPTIME_STDIO_FDS when nstdio is 2),
  * HUPTIME_PROTOCOL=HUPTIME_PROTOCOL_VERSION, and a HUPTIME_PID entry whose value
  * *pid_slot points to (fill it with huptime_put_pid).
  * One malloc'd block; free() it. NULL on allocation failure. */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 int log_debug_enabled;
+int log_fd = 2;
 
 size_t log_vformat(char *line, size_t size, size_t used, const char *fmt, va_list ap)
 {
@@ -24,7 +25,7 @@ static void vlog(const char *fmt, va_list ap)
     char line[512];
     int saved = errno;
     int n = snprintf(line, sizeof line, "huptime[%d]: ", (int)getpid());
-    ssize_t w = write(2, line, log_vformat(line, sizeof line, (size_t)n, fmt, ap));
+    ssize_t w = write(log_fd, line, log_vformat(line, sizeof line, (size_t)n, fmt, ap));
     (void)w;
     errno = saved;
 }

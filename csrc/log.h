@@ -10,6 +10,9 @@
 #include <stddef.h>
 
 extern int log_debug_enabled;
+/* Where the lines go: stderr, or once the shim is active a protected copy of the
+ * first start's stderr, which the program's own redirections do not touch. */
+extern int log_fd;
 
 /* Always printed: lifecycle events (restart started, ready, rolled back, drained). */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

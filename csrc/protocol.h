@@ -49,7 +49,7 @@ struct gen_page {
     int leader;       /* PID of the generation's leader */
     int version;      /* GEN_PAGE_VERSION, written last */
     int waiting;      /* 1 once a process waits on a listener */
-    int reserved;
+    int datagrams;    /* datagrams received and not answered yet (was reserved, 0) */
     long long started_ms;                 /* wall clock, ms since the epoch */
     char listeners[GEN_LISTENERS_SIZE];   /* what it hands over, space-separated */
 };
@@ -79,6 +79,7 @@ struct gen_page {
 #define ENV_PENDING "HUPTIME_PENDING"               /* 1: restart again once ready */
 #define ENV_IGNORED_SIGNALS "HUPTIME_IGNORED_SIGNALS"
 #define ENV_PROTOCOL "HUPTIME_PROTOCOL"             /* HUPTIME_PROTOCOL_VERSION */
+#define ENV_STDIO_FDS "HUPTIME_STDIO_FDS"           /* "OUT,ERR": the first start's stdout, stderr */
 
 /* The readiness pipe (fork mode): the new generation writes these bytes. */
 #define READY_SERVING "R"                 /* ready: the old generation drains */

@@ -148,6 +148,9 @@ static void roll_back(int next, const struct successor *s, const char *why)
              next, (int)s->pid, why, gen->number);
 }
 
+/* 2 if copies of the first start's stdout and stderr are kept (shim.c), else 0. */
+static int stdio_kept(void) { return cfg.stdio_out > 2 && log_fd > 2 ? 2 : 0; }
+
 /* Start the program again beside this generation; hand over once it is ready. */
 static void restart_fork(void)
 {
@@ -164,7 +167,8 @@ static void restart_fork(void)
     reg_adopt(&ready[0], FD_INTERNAL);
     reg_adopt(&ready[1], FD_INTERNAL);
     unlink_files(UNLINK_BEGIN);
-    struct handoff h = { fds, n, ready[1], next, 0, NULL, -1 };
+    int stdio[2] = { cfg.stdio_out, log_fd };
+    struct handoff h = { fds, n, ready[1], next, 0, NULL, -1, stdio, stdio_kept() };
     struct spawn_plan plan;
     long t0 = now_ms();
     pid_t pid = -1;
@@ -252,7 +256,9 @@ static void restart_exec(void)
     for (int sig = 1; sig < NSIG && nignored < HANDOFF_MAX_SIGNALS; sig++)
         if (sigismember(&cfg.start_ignored, sig))
             ignored[nignored++] = sig;
-    struct handoff h = { kept, n, -1, next, signals_take() > 0, ignored, nignored };
+    int stdio[2] = { cfg.stdio_out, log_fd };
+    struct handoff h = { kept, n, -1, next, signals_take() > 0, ignored, nignored, stdio,
+                         stdio_kept() };
     struct spawn_plan plan;
     if (spawn_plan_make(&plan, &h) == 0) {
         log_info("exec: generation %d after %ld ms", h.generation, now_ms() - t0);

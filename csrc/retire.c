@@ -52,7 +52,7 @@ void retire_predecessor_leftovers(void)
 #define HELD_CHECK_MS 200
 
 /* Every process of the generation stops accepting; wait until none of them holds
- * a connection (held.h: the kernel's view, asked as above and as soon as the
+ * a connection or answers a datagram (held.h: the kernel's view, asked as above and as soon as the
  * shim's own count reaches zero), at most --drain-timeout from t0.
  * 0 drained, -1 timed out; *idle_closed: connections --drain-idle shut down. */
 static int drain(pid_t successor, long t0, int *idle_closed)
@@ -70,13 +70,13 @@ static int drain(pid_t successor, long t0, int *idle_closed)
     for (;;) {
         int closed = 0, held = held_count(successor, cfg.drain_idle_ms, &closed);
         *idle_closed += closed;
+        if (held < 0)
+            held = gen_conns() > 0; /* the kernel cannot tell: the shim's count decides */
         long left = t0 + cfg.drain_timeout_ms - now_ms();
-        if (held == 0)
+        if (held == 0 && gen_datagrams() <= 0) /* and no datagram is being answered */
             return 0;
         if (left <= 0)
             return -1;
-        if (held < 0)
-            return gen_wait_drained(left); /* the kernel cannot tell: the shim's count */
         long step = left < every ? left : every;
         every = every * 2 < HELD_CHECK_MS ? every * 2 : HELD_CHECK_MS;
         if (gen_conns() > 0) {

@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -66,6 +67,24 @@ static void refuse_handoff(void)
         REAL(close)(cfg.inherited[i]);
 }
 
+/* Copies of the first start's stdout and stderr that the program's redirections
+ * (a daemon pointing 0-2 at /dev/null) do not touch: the shim logs to the second,
+ * and every new generation starts with both on 1 and 2. A new generation gets
+ * them in HUPTIME_STDIO_FDS (config.c); the first start makes them. */
+static void keep_stdio(void)
+{
+    if (cfg.stdio_out < 0) {
+        cfg.stdio_out = REAL(fcntl64)(1, F_DUPFD_CLOEXEC, 3);
+        int err = REAL(fcntl64)(2, F_DUPFD_CLOEXEC, 3);
+        if (err >= 0)
+            log_fd = err;
+    }
+    if (cfg.stdio_out >= 0)
+        reg_adopt(&cfg.stdio_out, FD_INTERNAL);
+    if (log_fd > 2)
+        reg_adopt(&log_fd, FD_INTERNAL);
+}
+
 __attribute__((constructor)) static void huptime_start(int argc, char **argv, char **envp)
 {
     real_init();
@@ -86,6 +105,7 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
     }
     reg_adopt(&gen_wake_rd, FD_INTERNAL);
     reg_adopt(&gen_wake_wr, FD_INTERNAL);
+    keep_stdio();
     if (cfg.mode == MODE_EXEC && cfg.generation > 1)
         record_forget(cfg.generation - 1); /* this process, before its exec */
     inherit_adopt();

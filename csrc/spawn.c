@@ -77,6 +77,10 @@ int spawn_plan_make(struct spawn_plan *p, const struct handoff *h)
         p->keep[p->nkeep++] = h->fds[i];
     if (h->ready_fd >= 0)
         p->keep[p->nkeep++] = h->ready_fd;
+    for (int i = 0; i < h->nstdio; i++)
+        p->keep[p->nkeep++] = h->stdio[i];
+    p->stdio_out = h->nstdio == 2 ? h->stdio[0] : -1;
+    p->stdio_err = h->nstdio == 2 ? h->stdio[1] : -1;
     if (cfg.supervisor_fd >= 0) /* at the number the environment names (see start) */
         p->keep[p->nkeep++] = cfg.supervisor_env_fd;
     p->arrive_ignored = h->nignored >= 0;
@@ -133,6 +137,10 @@ static void become_new_image(struct spawn_plan *p)
     }
     if (cfg.supervisor_fd >= 0 && cfg.supervisor_fd != cfg.supervisor_env_fd)
         REAL(dup2)(cfg.supervisor_fd, cfg.supervisor_env_fd); /* the program took its number */
+    if (p->stdio_out >= 0) { /* the first start's stdout and stderr, whatever the program did */
+        REAL(dup2)(p->stdio_out, 1);
+        REAL(dup2)(p->stdio_err, 2);
+    }
     close_all_but(p->keep, p->nkeep);
     for (int i = 0; i < p->nkeep; i++)
         REAL(fcntl64)(p->keep[i], F_SETFD, 0);

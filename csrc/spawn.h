@@ -2,7 +2,8 @@
  *
  * A plan is made in normal context (path lookup, environment); the start itself
  * does only async-signal-safe work between vfork and execve: reset signals, go to
- * the start directory, close every descriptor but stdio and the handed-over ones.
+ * the start directory, put the first start's stdout and stderr back on 1 and 2,
+ * close every descriptor but stdio and the handed-over ones.
  */
 #ifndef HUPTIME_SPAWN_H
 #define HUPTIME_SPAWN_H
@@ -14,8 +15,9 @@ struct spawn_plan {
     char *exe;            /* resolved path of argv[0] */
     char **envp;          /* one block: free() */
     char *pid_slot;       /* HUPTIME_PID's value inside envp */
-    int keep[HANDOFF_MAX_FDS + 2];
+    int keep[HANDOFF_MAX_FDS + 4];
     int nkeep;
+    int stdio_out, stdio_err; /* put back on 1 and 2, or -1 */
     int arrive_ignored;   /* exec: leave signals ignored through execve */
 };
 

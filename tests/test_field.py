@@ -81,3 +81,25 @@ def test_a_restart_signal_without_a_seen_listener_is_the_programs(
     assert is_alive(served.leader)
     assert served.log().count("restart signal: no listening socket seen") == 1, "said once"
     served.stop()
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_the_log_survives_a_daemon_pointing_stdio_at_dev_null(serve, port, tmp_path, mode):
+    """huptime's lines, and a new generation's own start-up output, still reach the
+    launch's stderr after the program pointed 0-2 at /dev/null."""
+    switch = tmp_path / "behaviour"
+    _, served = serve("blocking", exec_mode=mode == "exec", options=["--ready-timeout", "5"],
+                      env={"HT_DEVNULL_STDIO": "1", "HT_BEHAVIOUR_FILE": str(switch)})
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        for _ in range(2):
+            served.restart()  # waits for the shim's lines of each generation
+            before = load.snapshot().ok
+            load.wait_until(lambda r, b=before: r.saw(f"gen={served.generation}") and
+                            r.ok >= b + 20)
+        if mode == "fork":  # a broken version says why, on the launch's output
+            switch.write_text("crash")
+            assert "exited with status 3" in served.expect_rollback()
+            served.wait_log(r"^crashing$")
+    assert load.result.failed == 0, load.result.summary()
+    served.stop()

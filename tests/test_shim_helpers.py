@@ -29,7 +29,7 @@ ffi.cdef("""
     int huptime_format_sockaddr(const struct sockaddr *sa, socklen_t len, int dgram,
                                 char *out, size_t size);
     struct handoff { const int *fds; int nfds; int ready_fd; int generation; int pending;
-                     const int *ignored; int nignored; };
+                     const int *ignored; int nignored; const int *stdio; int nstdio; };
     char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot);
     void free(void *);
 """)
@@ -176,6 +176,16 @@ def test_build_env_replaces_stale_handoff():
     assert sorted(entries) == sorted(["PATH=/bin", "HUPTIME_MODE=fork", "HUPTIME_FDS=5,6",
                                       "HUPTIME_GENERATION=5", "HUPTIME_READY_FD=8",
                                       PROTOCOL, "HUPTIME_PID=1234"])
+
+
+def test_build_env_names_the_kept_stdio():
+    base, _keep = strv(["HUPTIME_STDIO_FDS=7,8"])
+    fds, stdio = ffi.new("int[]", [3]), ffi.new("int[]", [5, 6])
+    h = ffi.new("struct handoff *", {"fds": fds, "nfds": 1, "ready_fd": -1, "generation": 2,
+                                     "nignored": -1, "stdio": stdio, "nstdio": 2})
+    assert "HUPTIME_STDIO_FDS=5,6" in built_env(base, h, 9)
+    h.nstdio = 0
+    assert not any(e.startswith("HUPTIME_STDIO_FDS=") for e in built_env(base, h, 9))
 
 
 def test_build_env_for_exec_lists_ignored_signals():
