@@ -50,6 +50,9 @@ void retire_predecessor_leftovers(void)
  * few; a long one costs little). */
 #define HELD_FIRST_MS 10
 #define HELD_CHECK_MS 200
+/* How long the kernel must see nothing held while the shim's count stays up,
+ * unchanged, before the count is taken as stale (see drain). */
+#define SETTLE_MS 100
 
 /* Every process of the generation stops accepting; wait until none of them holds
  * a connection or answers a datagram (held.h: the kernel's view, asked as above and as soon as the
@@ -66,15 +69,29 @@ static int drain(pid_t successor, long t0, int *idle_closed)
         kill(getpid(), cfg.drain_signal);
     }
     *idle_closed = 0;
-    long every = HELD_FIRST_MS;
+    long every = HELD_FIRST_MS, quiet_since = -1;
+    int quiet_count = 0;
     for (;;) {
         int closed = 0, held = held_count(successor, cfg.drain_idle_ms, &closed);
         *idle_closed += closed;
+        int count = gen_conns();
         if (held < 0)
-            held = gen_conns() > 0; /* the kernel cannot tell: the shim's count decides */
-        long left = t0 + cfg.drain_timeout_ms - now_ms();
-        if (held == 0 && gen_datagrams() <= 0) /* and no datagram is being answered */
-            return 0;
+            held = count > 0; /* the kernel cannot tell: the shim's count decides */
+        long now = now_ms(), left = t0 + cfg.drain_timeout_ms - now;
+        if (held == 0 && gen_datagrams() <= 0) { /* and no datagram is being answered */
+            /* The count says so too; or it stays up, unchanged, for SETTLE_MS: left
+             * behind by closes the shim never saw. A count that moves is a thread
+             * still inside accept() (it counts before it takes): not drained yet. */
+            if (count <= 0 || (quiet_since >= 0 && count == quiet_count &&
+                               now - quiet_since >= SETTLE_MS))
+                return 0;
+            if (quiet_since < 0 || count != quiet_count) {
+                quiet_since = now;
+                quiet_count = count;
+            }
+        } else {
+            quiet_since = -1;
+        }
         if (left <= 0)
             return -1;
         long step = left < every ? left : every;
