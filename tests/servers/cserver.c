@@ -21,21 +21,16 @@
 #define BACKLOG 128
 
 #ifdef RAW_CLOSE
-#define CLOSE(fd) syscall(SYS_close, (fd)) /* no interposer sees it */
+#define RAW 1 /* closes with syscall(SYS_close): no interposer sees it */
+#define CLOSE(fd) syscall(SYS_close, (fd))
 #else
+#define RAW 0
 #define CLOSE(fd) close(fd)
 #endif
 
 static void *serve_connection(void *arg)
 {
-    int fd = (int)(long)arg;
-    char head[HEAD_LIMIT];
-    struct timeval timeout = {.tv_sec = 10};
-
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    if (read_head(fd, head, sizeof head) == 0)
-        respond_once(fd, head, (long)getpid(), "");
-    CLOSE(fd);
+    serve_once((int)(long)arg, RAW);
     return NULL;
 }
 

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,6 +155,22 @@ static inline long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* A thread's whole connection: read the head (10 s at most), answer once, close,
+ * with a raw close system call when raw_close (no interposer sees it). */
+static inline void serve_once(int fd, int raw_close)
+{
+    char head[HEAD_LIMIT];
+    struct timeval timeout = {.tv_sec = 10};
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    if (read_head(fd, head, sizeof head) == 0)
+        respond_once(fd, head, (long)getpid(), "");
+    if (raw_close)
+        syscall(SYS_close, fd);
+    else
+        close(fd);
 }
 
 #endif

@@ -30,14 +30,7 @@ static void on_hup(int sig)
 
 static void *serve_connection(void *arg)
 {
-    int fd = (int)(long)arg;
-    char head[HEAD_LIMIT];
-    struct timeval timeout = {.tv_sec = 10};
-
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    if (read_head(fd, head, sizeof head) == 0)
-        respond_once(fd, head, (long)getpid(), "");
-    syscall(SYS_close, fd);
+    serve_once((int)(long)arg, 1);
     return NULL;
 }
 
