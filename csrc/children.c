@@ -31,25 +31,25 @@ static int is_my_child(pid_t pid)
     return p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
 }
 
-/* PIDs of this process's children, from /proc/self/task/N/children. */
-static int list_children(pid_t *out, int max)
+int children_of(pid_t pid, pid_t *out, int max)
 {
+    char path[96];
     int n = 0;
-    DIR *tasks = opendir("/proc/self/task");
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
     if (!tasks)
         return 0;
     struct dirent *t;
     while ((t = readdir(tasks)) && n < max) {
         if (t->d_name[0] == '.')
             continue;
-        char path[300];
-        snprintf(path, sizeof path, "/proc/self/task/%s/children", t->d_name);
+        snprintf(path, sizeof path, "/proc/%d/task/%.20s/children", (int)pid, t->d_name);
         FILE *f = fopen(path, "re");
         if (!f)
             continue;
-        int pid;
-        while (n < max && fscanf(f, "%d", &pid) == 1)
-            out[n++] = pid;
+        int child;
+        while (n < max && fscanf(f, "%d", &child) == 1)
+            out[n++] = child;
         fclose(f);
     }
     closedir(tasks);
@@ -63,7 +63,7 @@ enum { MAX_CHILDREN = 256 };
 static int watch_children(pid_t except, int sig, struct pollfd *pfds)
 {
     pid_t pids[MAX_CHILDREN];
-    int n = list_children(pids, MAX_CHILDREN), m = 0;
+    int n = children_of(getpid(), pids, MAX_CHILDREN), m = 0;
     for (int i = 0; i < n; i++) {
         if (pids[i] == except)
             continue;
@@ -116,19 +116,27 @@ int children_wait(pid_t except, long timeout_ms, int *watched)
     return alive;
 }
 
-int children_end(pid_t except, long grace_ms)
+/* Processes sent SIGTERM, watched in pfds: SIGKILL to those still there after
+ * grace_ms; reaped (waited for) when they are this process's children. */
+static void end_watched(struct pollfd *pfds, int m, long grace_ms, int reap)
 {
-    struct pollfd pfds[MAX_CHILDREN];
-    int m = watch_children(except, SIGTERM, pfds);
     await_children(pfds, m, grace_ms);
     for (int i = 0; i < m; i++) {
         siginfo_t si;
         int fd = pidfd_of(&pfds[i]);
         if (!exited(&pfds[i]))
             pidfd_signal(fd, SIGKILL);
-        pidfd_wait(fd, &si, WEXITED);
+        if (reap)
+            pidfd_wait(fd, &si, WEXITED);
         REAL(close)(fd);
     }
+}
+
+int children_end(pid_t except, long grace_ms)
+{
+    struct pollfd pfds[MAX_CHILDREN];
+    int m = watch_children(except, SIGTERM, pfds);
+    end_watched(pfds, m, grace_ms, 1);
     return m;
 }
 
@@ -177,11 +185,6 @@ int processes_end_mapping(const char *path, long grace_ms)
         pfds[m++] = (struct pollfd){ fd, POLLIN, 0 };
     }
     closedir(proc);
-    await_children(pfds, m, grace_ms);
-    for (int i = 0; i < m; i++) {
-        if (!exited(&pfds[i]))
-            pidfd_signal(pidfd_of(&pfds[i]), SIGKILL);
-        REAL(close)(pidfd_of(&pfds[i]));
-    }
+    end_watched(pfds, m, grace_ms, 0);
     return m;
 }

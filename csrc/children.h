@@ -6,6 +6,10 @@
 
 #include <sys/types.h>
 
+/* The children of process pid (of all its threads), from /proc/PID/task/N/children;
+ * returns how many, at most max. */
+int children_of(pid_t pid, pid_t *out, int max);
+
 /* SIGTERM this process's children (all but `except`), SIGKILL those still there
  * after grace_ms, and reap them. Returns how many. */
 int children_end(pid_t except, long grace_ms);

@@ -1,6 +1,7 @@
 /* held.c - which connections of this generation's listeners its processes hold (held.h). */
 #define _GNU_SOURCE
 #include "held.h"
+#include "children.h"
 #include "handoff.h"
 #include "log.h"
 #include "pidfd.h"
@@ -20,10 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
-
 /* The stream listeners' local addresses, taken before the stop. */
 static struct { sa_family_t family; in_port_t port; } tcp[HANDOFF_MAX_FDS];
 static int n_tcp;
@@ -31,6 +28,18 @@ static struct unix_name unix_names[HANDOFF_MAX_FDS];
 static int n_unix;
 
 enum { MAX_PROCESSES = 4096, DIRECT_MAX = 512 };
+
+/* The index in tcp[] of the listener an AF_INET/AF_INET6 address's port is
+ * (n_tcp if none), with that port in *port. */
+static int tcp_listener(const struct sockaddr_storage *ss, in_port_t *port)
+{
+    *port = ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                     : ((const struct sockaddr_in6 *)ss)->sin6_port;
+    int i;
+    for (i = 0; i < n_tcp && (tcp[i].family != ss->ss_family || tcp[i].port != *port); i++)
+        ;
+    return i;
+}
 
 void held_prepare(void)
 {
@@ -41,12 +50,8 @@ void held_prepare(void)
         if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
             continue;
         if ((ss.ss_family == AF_INET || ss.ss_family == AF_INET6) && n_tcp < HANDOFF_MAX_FDS) {
-            in_port_t port = ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                                     : ((struct sockaddr_in6 *)&ss)->sin6_port;
-            int i;
-            for (i = 0; i < n_tcp && (tcp[i].family != ss.ss_family || tcp[i].port != port); i++)
-                ;
-            if (i == n_tcp) {
+            in_port_t port;
+            if (tcp_listener(&ss, &port) == n_tcp) {
                 tcp[n_tcp].family = ss.ss_family;
                 tcp[n_tcp++].port = port;
             }
@@ -83,25 +88,14 @@ static int generation_processes(pid_t except, pid_t *out, int max)
     int n = 0;
     out[n++] = getpid();
     for (int i = 0; i < n; i++) {
-        char path[96];
-        snprintf(path, sizeof path, "/proc/%d/task", (int)out[i]);
-        DIR *tasks = opendir(path);
-        if (!tasks)
-            continue;
-        struct dirent *task;
-        while ((task = readdir(tasks))) {
-            if (task->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof path, "/proc/%d/task/%.20s/children", (int)out[i], task->d_name);
-            FILE *f = fopen(path, "re");
-            int pid;
-            while (f && fscanf(f, "%d", &pid) == 1)
-                if (pid != except && n < max)
-                    out[n++] = pid;
-            if (f)
-                fclose(f);
-        }
-        closedir(tasks);
+        int m = children_of(out[i], out + n, max - n);
+        for (int k = n; k < n + m; k++) /* leave `except` (and so its subtree) out */
+            if (out[k] == except) {
+                m--;
+                out[k] = out[n + m];
+                k--;
+            }
+        n += m;
     }
     return n;
 }
@@ -115,7 +109,7 @@ static int shut_down(pid_t pid, int fd, unsigned long inode)
     int pidfd = pidfd_open(pid), copy = -1, ok = 0;
     struct stat st;
     if (pidfd >= 0)
-        copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+        copy = pidfd_getfd(pidfd, fd);
     if (copy >= 0 && fstat(copy, &st) == 0 && st.st_ino == inode)
         ok = shutdown(copy, SHUT_RDWR) == 0;
     else if (copy < 0)
@@ -195,11 +189,8 @@ static int is_connection(int fd, struct tcp_quiet *q)
     }
     if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
         return 0;
-    in_port_t port = ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                             : ((struct sockaddr_in6 *)&ss)->sin6_port;
-    int i;
-    for (i = 0; i < n_tcp && (tcp[i].family != ss.ss_family || tcp[i].port != port); i++)
-        ;
+    in_port_t port;
+    int i = tcp_listener(&ss, &port);
     socklen_t tlen = sizeof *ti;
     int unread = 0, unsent = 0;
     if (i == n_tcp || getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &tlen) < 0)
@@ -227,7 +218,7 @@ static int held_direct(const struct socks *s, long idle_ms, int *closed)
         }
         if (pidfd < 0)
             continue; /* gone meanwhile */
-        int copy = (int)syscall(SYS_pidfd_getfd, pidfd, k->fd, 0);
+        int copy = pidfd_getfd(pidfd, k->fd);
         if (copy < 0) {
             if (errno != EBADF && errno != ESRCH)
                 held = -1; /* not allowed here, or no such call: the dump decides */

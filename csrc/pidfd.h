@@ -21,6 +21,17 @@ static inline int pidfd_signal(int fd, int sig)
     return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
 }
 
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+/* A copy, in this process, of descriptor fd of the process pidfd refers to
+ * (ptrace rights needed: this user's descendants); -1 with errno set. */
+static inline int pidfd_getfd(int pidfd, int fd)
+{
+    return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+}
+
 /* waitid() on a pidfd: flags as for waitid (WEXITED, WNOHANG...). */
 static inline int pidfd_wait(int fd, siginfo_t *si, int flags)
 {
