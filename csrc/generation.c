@@ -97,10 +97,17 @@ int gen_mark_waiting(void)
 int gen_is_waiting(void) { return __atomic_load_n(&gen->waiting, __ATOMIC_RELAXED); }
 int gen_is_ready(void) { return __atomic_load_n(&gen->ready, __ATOMIC_RELAXED); }
 
-void gen_wait_waiting(void)
+int gen_wait_waiting(long timeout_ms)
 {
-    while (!load(&gen->waiting))
-        futex(&gen->waiting, FUTEX_WAIT, 0, NULL);
+    long deadline = now_ms() + timeout_ms;
+    while (!load(&gen->waiting)) {
+        long left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
+        futex(&gen->waiting, FUTEX_WAIT, 0, &ts);
+    }
+    return 1;
 }
 
 void gen_set_ready(void) { store(&gen->ready, 1); }

@@ -42,7 +42,7 @@ void gen_retire(void);
  * listeners, then sets it ready. */
 int gen_mark_waiting(void);    /* returns 1 for the first caller */
 int gen_is_waiting(void);
-void gen_wait_waiting(void);
+int gen_wait_waiting(long timeout_ms);   /* 1 once waiting, 0 at the timeout */
 void gen_set_ready(void);
 int gen_is_ready(void);
 

@@ -82,11 +82,11 @@ static int by_inode(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* This process and its descendants, but not `except` and its own. */
-static int generation_processes(pid_t except, pid_t *out, int max)
+/* root and its descendants, but not `except` and its own. */
+static int process_tree(pid_t root, pid_t except, pid_t *out, int max)
 {
     int n = 0;
-    out[n++] = getpid();
+    out[n++] = root;
     for (int i = 0; i < n; i++) {
         int m = children_of(out[i], out + n, max - n);
         for (int k = n; k < n + m; k++) /* leave `except` (and so its subtree) out */
@@ -268,7 +268,8 @@ out:
     return held;
 }
 
-int held_count(pid_t except, long idle_ms, int *closed)
+/* The connections held by root's tree (but `except`'s), as held_count says. */
+static int held_in_tree(pid_t root, pid_t except, long idle_ms, int *closed)
 {
     static int warned;
     struct socks s = { NULL, 0, 0 };
@@ -277,7 +278,7 @@ int held_count(pid_t except, long idle_ms, int *closed)
     *closed = 0;
     if (!pids)
         goto out;
-    int n = generation_processes(except, pids, MAX_PROCESSES);
+    int n = process_tree(root, except, pids, MAX_PROCESSES);
     for (int i = 0; i < n; i++)
         if (list_sockets(pids[i], &s) < 0)
             goto out;
@@ -292,4 +293,15 @@ out:
     free(s.v);
     free(pids);
     return held;
+}
+
+int held_count(pid_t except, long idle_ms, int *closed)
+{
+    return held_in_tree(getpid(), except, idle_ms, closed);
+}
+
+int held_by(pid_t root)
+{
+    int closed;
+    return root > 0 ? held_in_tree(root, 0, 0, &closed) : 0;
 }

@@ -29,4 +29,8 @@ void held_prepare(void);
  * (logged once): the caller falls back on the shim's count. */
 int held_count(pid_t except, long idle_ms, int *closed);
 
+/* The same count for process root and its descendants (another generation's:
+ * a fork-mode successor that is rolled back), nothing shut down; -1 as above. */
+int held_by(pid_t root);
+
 #endif

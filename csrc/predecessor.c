@@ -8,6 +8,7 @@
 #include "registry.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +27,18 @@ void predecessor_init(void)
 }
 
 int predecessor_fd(void) { return leader_fd; }
+
+int predecessor_gave_up(void)
+{
+    if (cfg.ready_fd < 0)
+        return 0;
+    /* A pipe's writing end reports POLLERR once no reader is left. The old leader
+     * exiting closes it too: that is no rollback, this generation is all there is. */
+    struct pollfd p[2] = { { cfg.ready_fd, 0, 0 }, { leader_fd, POLLIN, 0 } };
+    if (REAL(poll)(p, 2, 0) <= 0 || !(p[0].revents & POLLERR))
+        return 0;
+    return leader_fd >= 0 && !p[1].revents;
+}
 
 int predecessor_gone(void)
 {

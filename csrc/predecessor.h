@@ -21,6 +21,11 @@ void predecessor_report_serving(void);
 /* This process (a daemon's child) leads the new generation now. */
 void predecessor_report_daemon(int pid);
 
+/* The old leader gave this generation up (a rollback): it closed its end of the
+ * readiness pipe while it still runs. The generation must stop accepting, finish
+ * what it took and exit. 0 before readiness is reported, or without a pipe. */
+int predecessor_gave_up(void);
+
 /* A pidfd of the old generation's leader (this process's parent at start, fork
  * mode), readable once it has exited; -1 if there is none to watch. */
 int predecessor_fd(void);

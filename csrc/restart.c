@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "config.h"
 #include "generation.h"
+#include "held.h"
 #include "inherit.h"
 #include "log.h"
 #include "pidfd.h"
@@ -32,6 +33,7 @@
 static int manager_running;
 static int forked_by;   /* in a forked child: the PID of the process that forked it */
 static int has_forked;  /* this process forked since it started */
+static int ready_rd = -1; /* fork mode, during a restart: the readiness pipe's reading end */
 
 int restart_is_leader(void) { return signals_leader(); }
 
@@ -53,6 +55,11 @@ void restart_after_fork_child(void)
     signals_set_served(0);
     manager_running = 0;
     predecessor_forked();
+    /* Only the leader may hold it: its close is how a successor learns it was
+     * given up (predecessor_gave_up), and a worker forked meanwhile must not keep
+     * it open. */
+    if (ready_rd >= 0)
+        reg_release(&ready_rd);
 }
 
 void restart_daemon_child(void)
@@ -132,10 +139,51 @@ static int preflight(int next)
     return 0;
 }
 
-/* Fork mode, the new generation failed: it is killed, the files put back, and
- * this generation keeps serving. */
+/* The connections the failed successor took from the shared queue: held by it
+ * (and by its daemon child) in the kernel's view. */
+static int successor_holds(const struct successor *s)
+{
+    int a = held_by(s->pid), b = s->daemon_fd >= 0 ? held_by(s->daemon) : 0;
+    return (a > 0 ? a : 0) + (b > 0 ? b : 0);
+}
+
+/* A successor that failed after it took clients (it claimed a listener and
+ * accepted, but never showed readiness) is not killed with them: it saw this
+ * process give it up (predecessor_gave_up: the readiness pipe is closed), stops
+ * accepting and finishes them; this waits until it holds none, at most
+ * --drain-timeout and the 5 s its own SIGTERM gets (retire.h). */
+static void let_successor_finish(int next, const struct successor *s)
+{
+    held_prepare();
+    int held = successor_holds(s);
+    if (held <= 0)
+        return;
+    long t0 = now_ms(), deadline = t0 + cfg.drain_timeout_ms + 5000, step = 10;
+    log_info("rollback: generation %d (pid %d) holds %d connection%s; it stops accepting and "
+             "finishes %s before it ends", next, (int)s->pid, held, held == 1 ? "" : "s",
+             held == 1 ? "it" : "them");
+    while (held > 0 && now_ms() < deadline) {
+        struct timespec pause = { 0, step * 1000000L };
+        nanosleep(&pause, NULL);
+        step = step * 2 < 200 ? step * 2 : 200;
+        held = successor_holds(s);
+    }
+    if (held > 0) {
+        log_info("generation %d (pid %d) still holds %d connection%s after the drain timeout",
+                 next, (int)s->pid, held, held == 1 ? "" : "s");
+        return;
+    }
+    log_info("generation %d (pid %d) finished its connections in %ld ms", next, (int)s->pid,
+             now_ms() - t0);
+    struct pollfd exit = { s->pidfd, POLLIN, 0 }; /* a moment to end by itself */
+    REAL(poll)(&exit, 1, 1000);
+}
+
+/* Fork mode, the new generation failed: it finishes what it took, is killed,
+ * the files put back, and this generation keeps serving. */
 static void roll_back(int next, const struct successor *s, const char *why)
 {
+    let_successor_finish(next, s);
     pidfd_signal(s->pidfd, SIGKILL);
     if (s->daemon_fd >= 0)
         pidfd_signal(s->daemon_fd, SIGKILL);
@@ -164,7 +212,8 @@ static void restart_fork(void)
         record_event(next, EVENT_FAILED " readiness pipe: %s", strerror(errno));
         return;
     }
-    reg_adopt(&ready[0], FD_INTERNAL);
+    ready_rd = ready[0]; /* a static slot: a fork meanwhile closes the child's copy */
+    reg_adopt(&ready_rd, FD_INTERNAL);
     reg_adopt(&ready[1], FD_INTERNAL);
     unlink_files(UNLINK_BEGIN);
     int stdio[2] = { cfg.stdio_out, log_fd };
@@ -180,7 +229,7 @@ static void restart_fork(void)
     }
     reg_release(&ready[1]);
     if (pid < 0) {
-        reg_release(&ready[0]);
+        reg_release(&ready_rd);
         unlink_files(UNLINK_ROLLBACK);
         record_event(next, EVENT_FAILED " could not start the program");
         return;
@@ -191,8 +240,8 @@ static void restart_fork(void)
     log_info("restart: generation %d starting as pid %d", next, (int)pid);
 
     char why[128];
-    enum successor_outcome o = successor_await(ready[0], &s, why, sizeof why);
-    reg_release(&ready[0]);
+    enum successor_outcome o = successor_await(ready_rd, &s, why, sizeof why);
+    reg_release(&ready_rd); /* given up, the successor sees it (predecessor_gave_up) */
     if (o == SUCCESSOR_FAILED) {
         roll_back(next, &s, why);
         reg_release(&s.pidfd);
@@ -270,10 +319,36 @@ static void restart_exec(void)
     _exit(127);
 }
 
+/* How often the wait for readiness looks up from the page (below). */
+#define READINESS_LOOK_MS 50
+
+/* Until a process of the generation waits for clients (gen_mark_waiting). Two
+ * things end the wait early: the old leader gives this generation up (a fork-mode
+ * rollback: it stops accepting, finishes what it took and exits here); and, in a
+ * generation that reports to nobody, a restart signal: a program that accepts
+ * where the shim does not see it wait (a raw system call, io_uring) would
+ * otherwise keep the signal forever. */
+static void await_waiting(void)
+{
+    unsigned seen = signals_seen();
+    while (!gen_wait_waiting(READINESS_LOOK_MS)) {
+        if (predecessor_gave_up()) {
+            log_info("generation %d: generation %d gave this restart up; stopping accepting, "
+                     "finishing the connections taken, exiting", gen->number, gen->number - 1);
+            retire_and_exit(0);
+        }
+        if (cfg.ready_fd < 0 && signals_seen() != seen) {
+            log_info("generation %d: a restart signal came before the shim saw the program "
+                     "wait for clients; taking it as serving", gen->number);
+            return;
+        }
+    }
+}
+
 static void *manager(void *arg)
 {
     (void)arg;
-    gen_wait_waiting();
+    await_waiting();
     inherit_settle();
     if (gen_leader() != (int)getpid())
         return NULL; /* a daemon child took over; its own thread reports */

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -18,7 +19,8 @@ import pytest
 
 from support.huptime import run_huptime
 from support.load import LoadRunner
-from support.proc import is_alive
+from support.proc import is_alive, live_descendants
+from support.wait import wait_for
 from support.served import LogFile, Served
 from support.servers import server_command
 
@@ -41,10 +43,11 @@ def test_a_claimed_listener_counts_without_listen(serve, port, mode):
     served.stop()
 
 
-def start_unseen(under_huptime, command: list[str], label: str) -> Served:
-    """Start command under huptime; the shim never sees its listener, so there is no
-    "generation 1 serving" line: the program's own "listening on" line is waited for."""
-    served = under_huptime(label, command)
+def start_unseen(under_huptime, command: list[str], label: str, **options) -> Served:
+    """Start command under huptime (options as for Served); the shim never sees it wait
+    for clients, so there is no "generation 1 serving" line: the program's own
+    "listening on" line is waited for."""
+    served = under_huptime(label, command, **options)
     served.leader, logpath = served.starter.launch(served.args, served.env, served.cwd,
                                                    "listening on", 30)
     served.logfile = LogFile(logpath)
@@ -101,5 +104,35 @@ def test_the_log_survives_a_daemon_pointing_stdio_at_dev_null(serve, port, tmp_p
             switch.write_text("crash")
             assert "exited with status 3" in served.expect_rollback()
             served.wait_log(r"^crashing$")
+    assert load.result.failed == 0, load.result.summary()
+    served.stop()
+
+
+def test_a_rolled_back_generation_finishes_the_clients_it_took(under_huptime, port, build_dir,
+                                                                 tmp_path):
+    """A program that accepts where the shim cannot see it wait (a raw accept4 system call,
+    as io_uring servers do) is never ready: at --ready-timeout (2 s) the new generation is
+    rolled back. The clients it took off the shared queue meanwhile (it holds each 0.5 s)
+    are answered, not reset: it stops accepting, finishes them and exits by itself; the
+    old generation serves on. Its first restart signal ends the wait for readiness of a
+    generation that reports to nobody, so the signal is not kept forever."""
+    switch = tmp_path / "behaviour"
+    served = start_unseen(under_huptime, server_command("c-rawaccept", port, build_dir),
+                          "rawaccept", options=["--ready-timeout", "2", "--drain-timeout", "30"],
+                          env={"HT_BEHAVIOUR_FILE": str(switch)})
+    with LoadRunner(port, clients=8, duration=60.0, timeout=10.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        switch.write_text("slow")
+        assert "was not ready within 2000 ms" in served.expect_rollback()
+        assert load.snapshot().saw("gen=2"), "generation 2 took clients before its rollback"
+        log = served.log()
+        assert "a restart signal came before the shim saw the program wait" in log
+        assert re.search(r"rollback: generation 2 \(pid \d+\) holds \d+ connections?", log), log
+        assert "generation 2: generation 1 gave this restart up" in log
+        served.wait_log(r"generation 2 \(pid \d+\) finished its connections in \d+ ms")
+        wait_for(lambda: live_descendants() == [served.leader], 10,
+                 lambda: f"only generation 1 left: {live_descendants()}")
+        before = load.snapshot().ok
+        load.wait_until(lambda r: r.ok >= before + 50)
     assert load.result.failed == 0, load.result.summary()
     served.stop()

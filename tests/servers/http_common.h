@@ -26,24 +26,30 @@
 #define HEAD_LIMIT 8192
 #define SLOW_USEC 300000 /* GET /slow: SLOW_SECONDS of tests/servers/common.py */
 
-/* $HT_BEHAVIOUR_FILE says "crash": exit 3 before bind; "hang": wait forever. */
-static inline void obey_behaviour_file(void)
+/* Whether the file named by $HT_BEHAVIOUR_FILE holds `word` (read now). */
+static inline int behaviour_is(const char *word)
 {
     const char *path = getenv("HT_BEHAVIOUR_FILE");
     char behaviour[256] = "";
     FILE *f;
 
     if (path == NULL || (f = fopen(path, "r")) == NULL)
-        return;
+        return 0;
     size_t n = fread(behaviour, 1, sizeof behaviour - 1, f);
     behaviour[n] = '\0';
     fclose(f);
-    if (strstr(behaviour, "crash") != NULL) {
+    return strstr(behaviour, word) != NULL;
+}
+
+/* $HT_BEHAVIOUR_FILE says "crash": exit 3 before bind; "hang": wait forever. */
+static inline void obey_behaviour_file(void)
+{
+    if (behaviour_is("crash")) {
         printf("crashing\n");
         fflush(stdout);
         exit(3);
     }
-    if (strstr(behaviour, "hang") != NULL)
+    if (behaviour_is("hang"))
         for (;;)
             pause();
 }

@@ -48,6 +48,7 @@ C_SERVERS = {
     "c-rawclose": ("cserver.c", "rawclose-server", ("-DRAW_CLOSE",)),
     "c-keepalive": ("keepalive_server.c", "keepalive-server", ()),
     "c-rawsock": ("rawsock_server.c", "rawsock-server", ()),  # listener by raw syscalls
+    "c-rawaccept": ("cserver.c", "rawaccept-server", ("-DRAW_ACCEPT",)),  # accepts unseen
 }
 DRAIN_SERVERS = ("c-fork", "c-rawclose", "c-keepalive")
 UNIX_SERVERS = DRAIN_SERVERS  # argv[1] may be a Unix socket path instead of a port
