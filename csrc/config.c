@@ -3,17 +3,19 @@
 #include "config.h"
 #include "log.h"
 #include "real.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 struct config cfg = { .ready_fd = -1, .supervisor_fd = -1, .supervisor_env_fd = -1, .slot = -1,
-                      .stdio_out = -1 };
+                      .stdio_out = -1, .control_fd = -1 };
 
 static char **copy_strv(char **v)
 {
@@ -176,6 +178,86 @@ static char **parse_unlink(const char *s)
     return out;
 }
 
+/* The record's directory as a descriptor (O_PATH): the record's files are
+ * reached through it, so a program that gives up root after start, and the
+ * generations it starts with the privileges it kept, never search the private
+ * directories above it again. A new generation gets it in HUPTIME_CONTROL_FD;
+ * the first start, a handoff from a shim before the variable, or a program that
+ * a wrapper exec'd (the descriptor is close-on-exec) opens the path now, while
+ * the process still has the privileges it started with. spawn.c keeps it for
+ * the next generation. -1 if neither works: record.c then uses the path. */
+static int is_control_dir(int fd)
+{
+    char link[32], target[PATH_MAX];
+    struct stat fd_st, path_st;
+    if (fstat(fd, &fd_st) < 0 || !S_ISDIR(fd_st.st_mode))
+        return 0;
+    if (stat(cfg.control, &path_st) == 0) /* root still may look */
+        return path_st.st_dev == fd_st.st_dev && path_st.st_ino == fd_st.st_ino;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd); /* the path, as the kernel has it */
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    return n > 0 && (size_t)n == strlen(cfg.control) && memcmp(target, cfg.control, (size_t)n) == 0;
+}
+
+static void load_control(char **envp)
+{
+    const char *s = huptime_env_get(envp, ENV_CONTROL_FD);
+    long v;
+    if (!cfg.control)
+        return;
+    if (s && huptime_parse_uint(s, 65535, &v) == 0 && v > 2 && is_control_dir((int)v)) {
+        cfg.control_fd = (int)v;
+        REAL(fcntl64)(cfg.control_fd, F_SETFD, FD_CLOEXEC);
+        return;
+    }
+    if (s)
+        LOG_DEBUG("ignoring " ENV_CONTROL_FD "=%.20s: not the instance record's directory", s);
+    int fd = open(cfg.control, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && fd < 3) { /* 0-2 are the program's, even when it started without them */
+        int moved = REAL(fcntl64)(fd, F_DUPFD_CLOEXEC, 3);
+        REAL(close)(fd);
+        fd = moved;
+    }
+    cfg.control_fd = fd;
+}
+
+/* The start state: the snapshot an earlier image of this leader carried across
+ * its exec (snapshot.h), else copied from this image's start. 0, or -1 (logged). */
+static int load_snapshot(char **argv, char **envp)
+{
+    long v;
+    struct snapshot snap;
+    const char *s = huptime_env_get(envp, ENV_REEXEC);
+    if (s && huptime_parse_uint(s, INT_MAX, &v) == 0 && v > 2 && snapshot_read((int)v, &snap) == 0) {
+        cfg.reexec = 1;
+        cfg.argv = snap.argv;
+        cfg.envp = snap.envp;
+        cfg.cwd = snap.cwd;
+        cfg.start_mask = snap.mask;
+        cfg.start_ignored = snap.ignored;
+        return 0;
+    }
+    if (s)
+        log_info("ignoring " ENV_REEXEC "=%.20s: not a start snapshot; this image starts its "
+                 "generation afresh", s);
+    cfg.argv = copy_strv(argv);
+    cfg.envp = copy_strv(envp);
+    cfg.cwd = get_current_dir_name();
+    if (!cfg.argv || !cfg.argv[0] || !cfg.envp || !cfg.cwd) {
+        log_info("ignoring settings: cannot record argv, environment or directory: %s",
+                 strerror(errno ? errno : ENOMEM));
+        return -1;
+    }
+    sigprocmask(SIG_SETMASK, NULL, &cfg.start_mask);
+    sigemptyset(&cfg.start_ignored);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (REAL(sigaction)(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            sigaddset(&cfg.start_ignored, sig);
+    }
+    return 0;
+}
+
 enum config_result config_load(int argc, char **argv, char **envp)
 {
     (void)argc;
@@ -253,21 +335,9 @@ enum config_result config_load(int argc, char **argv, char **envp)
         log_info("ignoring " ENV_CONTROL "=%.40s: not an absolute directory name; "
                  "no instance record", s);
 
-    cfg.argv = copy_strv(argv);
-    cfg.envp = copy_strv(envp);
-    cfg.cwd = get_current_dir_name();
-    if (!cfg.argv || !cfg.argv[0] || !cfg.envp || !cfg.cwd) {
-        log_info("ignoring settings: cannot record argv, environment or directory: %s",
-                 strerror(errno ? errno : ENOMEM));
+    if (load_snapshot(argv, envp) < 0)
         return CONFIG_INERT;
-    }
-    sigprocmask(SIG_SETMASK, NULL, &cfg.start_mask);
-    sigemptyset(&cfg.start_ignored);
-    for (int sig = 1; sig < NSIG; sig++) {
-        struct sigaction sa;
-        if (REAL(sigaction)(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
-            sigaddset(&cfg.start_ignored, sig);
-    }
+    load_control(envp);
     cfg.pid = getpid();
     int understood = load_protocol(envp) == 0;
     load_handoff(envp);

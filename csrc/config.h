@@ -5,7 +5,7 @@
  * program with. Programs rewrite argv and clear environ later, so both are copied.
  * cfg is written by the constructor; after it only `pid` changes (the fork hook,
  * shim.c) and the descriptor variables the registry moves out of a dup2()'s way
- * (ready_fd, supervisor_fd, stdio_out, inherited[]: see reg_adopt).
+ * (ready_fd, supervisor_fd, stdio_out, control_fd, inherited[]: see reg_adopt).
  */
 #ifndef HUPTIME_CONFIG_H
 #define HUPTIME_CONFIG_H
@@ -43,9 +43,13 @@ struct config {
     char **envp;
     char *cwd;
     char **unlink;            /* --unlink: absolute paths removed when a restart begins */
-    char *control;            /* the instance record's directory, or NULL (control.h) */
+    char *control;            /* the instance record's directory, or NULL (record.h) */
+    int control_fd;           /* that directory, O_PATH, opened while the process had the
+                                 privileges it started with (or handed over), or -1 */
     sigset_t start_mask;      /* signal mask at start */
     sigset_t start_ignored;   /* signals ignored at start */
+    int reexec;               /* this image is its leader's exec of itself (reexec.h): the
+                                 snapshot above is the one the generation started with */
 };
 
 extern struct config cfg;

@@ -172,7 +172,8 @@ void huptime_put_pid(char *slot, long pid)
 
 static const char *const handoff_keys[] = {
     ENV_FDS "=", ENV_READY_FD "=", ENV_GENERATION "=", ENV_PENDING "=",
-    ENV_IGNORED_SIGNALS "=", ENV_PROTOCOL "=", ENV_STDIO_FDS "=", ENV_PID "=", NULL,
+    ENV_IGNORED_SIGNALS "=", ENV_PROTOCOL "=", ENV_STDIO_FDS "=", ENV_CONTROL_FD "=",
+    ENV_PID "=", NULL,
 };
 
 static int is_handoff_entry(const char *entry)
@@ -198,7 +199,13 @@ static int put_list(char **text, const char *name, const int *v, int n)
 
 char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot)
 {
-    enum { EXTRA = 8 };
+    return huptime_build_env_control(base, h, -1, pid_slot);
+}
+
+char **huptime_build_env_control(char *const *base, const struct handoff *h, int control_fd,
+                                 char **pid_slot)
+{
+    enum { EXTRA = 9 };
     size_t count = 0, bytes = 0;
     for (char *const *e = base; e && *e; e++)
         if (!is_handoff_entry(*e)) {
@@ -248,6 +255,10 @@ char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_
             free(env);
             return NULL;
         }
+    }
+    if (control_fd > 2) {
+        env[n++] = text;
+        text += snprintf(text, ENTRY_TEXT, ENV_CONTROL_FD "=%d", control_fd) + 1;
     }
     env[n++] = text;
     memcpy(text, ENV_PID "=", sizeof ENV_PID);

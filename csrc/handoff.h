@@ -61,11 +61,15 @@ struct handoff {
 
 /* Build a new environment: base without any of the handoff's entries
  * (protocol.h: HUPTIME_FDS, _READY_FD, _GENERATION, _PENDING, _IGNORED_SIGNALS,
- * _PROTOCOL, _STDIO_FDS, _PID), plus those of h (HUPTIME_IGNORED_SIGNALS when
- * nignored >= 0, HUPTIME_STDIO_FDS when nstdio is 2),
+ * _PROTOCOL, _STDIO_FDS, _CONTROL_FD, _PID), plus those of h
+ * (HUPTIME_IGNORED_SIGNALS when nignored >= 0, HUPTIME_STDIO_FDS when nstdio is 2),
  * HUPTIME_PROTOCOL=HUPTIME_PROTOCOL_VERSION, and a HUPTIME_PID entry whose value
  * *pid_slot points to (fill it with huptime_put_pid).
  * One malloc'd block; free() it. NULL on allocation failure. */
 HUPTIME_API char **huptime_build_env(char *const *base, const struct handoff *h, char **pid_slot);
+/* The same, plus HUPTIME_CONTROL_FD=control_fd (the instance record's directory)
+ * when control_fd is above 2. */
+HUPTIME_API char **huptime_build_env_control(char *const *base, const struct handoff *h,
+                                             int control_fd, char **pid_slot);
 
 #endif

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "held.h"
 #include "children.h"
+#include "generation.h"
 #include "handoff.h"
 #include "log.h"
 #include "pidfd.h"
@@ -304,4 +305,79 @@ int held_by(pid_t root)
 {
     int closed;
     return root > 0 ? held_in_tree(root, 0, 0, &closed) : 0;
+}
+
+/* The mapping that starts at addr in /proc/PID/maps: its device and inode, as
+ * text ("fd:01 1234"). 0, or -1 if there is none. */
+static int mapping_at(pid_t pid, unsigned long addr, char *id, size_t size)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "re");
+    int r = -1;
+    while (f && r < 0 && fgets(line, sizeof line, f)) {
+        unsigned long start, inode;
+        char dev[32];
+        if (sscanf(line, "%lx-%*x %*s %*s %31s %lu", &start, dev, &inode) == 3 && start == addr) {
+            snprintf(id, size, "%s %lu", dev, inode);
+            r = 0;
+        }
+    }
+    if (f)
+        fclose(f);
+    return r;
+}
+
+/* Whether process pid maps the file (or shared memory) `id` names. */
+static int maps_id(pid_t pid, const char *id)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "re");
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) {
+        unsigned long inode;
+        char dev[32], have[64];
+        if (sscanf(line, "%*x-%*x %*s %*s %31s %lu", dev, &inode) == 2) {
+            snprintf(have, sizeof have, "%s %lu", dev, inode);
+            found = strcmp(have, id) == 0;
+        }
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+pid_t held_unfollowed_listener(int *fd)
+{
+    unsigned long inodes[HANDOFF_MAX_FDS];
+    int fds[HANDOFF_MAX_FDS], n = 0;
+    for (int l = reg_next(0, FD_LISTENER); l >= 0 && n < HANDOFF_MAX_FDS;
+         l = reg_next(l + 1, FD_LISTENER)) {
+        struct stat st;
+        if (fstat(l, &st) == 0) {
+            fds[n] = l;
+            inodes[n++] = st.st_ino;
+        }
+    }
+    char page[64];
+    pid_t *pids = malloc(MAX_PROCESSES * sizeof *pids), found = 0;
+    if (!pids || n == 0 || mapping_at(getpid(), (unsigned long)gen, page, sizeof page) < 0) {
+        free(pids);
+        return 0;
+    }
+    int m = process_tree(getpid(), 0, pids, MAX_PROCESSES);
+    for (int i = 1; i < m && !found; i++) { /* pids[0]: this process */
+        struct socks s = { NULL, 0, 0 };
+        list_sockets(pids[i], &s);
+        for (int k = 0; k < s.n && !found; k++)
+            for (int j = 0; j < n && !found; j++)
+                if (s.v[k].inode == inodes[j] && !maps_id(pids[i], page)) {
+                    found = pids[i];
+                    *fd = fds[j];
+                }
+        free(s.v);
+    }
+    free(pids);
+    return found;
 }

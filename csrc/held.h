@@ -33,4 +33,10 @@ int held_count(pid_t except, long idle_ms, int *closed);
  * a fork-mode successor that is rolled back), nothing shut down; -1 as above. */
 int held_by(pid_t root);
 
+/* A descendant of this process that holds one of its listeners without mapping
+ * the generation's page: a program started by fork+exec (its shim is inert), which
+ * would never stop accepting and would be ended with the clients it took. Its
+ * PID, with the listener's descriptor number here in *fd; 0 if there is none. */
+pid_t held_unfollowed_listener(int *fd);
+
 #endif

@@ -80,6 +80,8 @@ struct gen_page {
 #define ENV_IGNORED_SIGNALS "HUPTIME_IGNORED_SIGNALS"
 #define ENV_PROTOCOL "HUPTIME_PROTOCOL"             /* HUPTIME_PROTOCOL_VERSION */
 #define ENV_STDIO_FDS "HUPTIME_STDIO_FDS"           /* "OUT,ERR": the first start's stdout, stderr */
+#define ENV_REEXEC "HUPTIME_REEXEC"                 /* the leader exec'd itself: its start snapshot's memfd */
+#define ENV_CONTROL_FD "HUPTIME_CONTROL_FD"         /* the record's directory, opened at start */
 
 /* The readiness pipe (fork mode): the new generation writes these bytes. */
 #define READY_SERVING "R"                 /* ready: the old generation drains */

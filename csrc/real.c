@@ -36,4 +36,6 @@ void real_init(void)
     RESOLVE(recvfrom);
     RESOLVE(recv);
     RESOLVE(recvmsg);
+    RESOLVE(execve);
+    RESOLVE(execvpe);
 }

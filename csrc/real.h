@@ -43,6 +43,8 @@ struct real_libc {
     ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
     ssize_t (*recv)(int, void *, size_t, int);
     ssize_t (*recvmsg)(int, struct msghdr *, int);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
 };
 
 extern struct real_libc real;

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,38 @@ static void wait_restart_signal(void)
     }
 }
 
+/* Every process that holds a listener of this generation is one the shim follows
+ * (forked from the leader): a program started by fork+exec would never stop
+ * accepting, and its clients would be cut when the generation ends. Then the
+ * restart is refused before anything starts (docs/protocol.md). */
+static int followed(int next)
+{
+    int fd = -1;
+    pid_t who = held_unfollowed_listener(&fd);
+    if (who <= 0)
+        return 1;
+    char comm[32] = "?", path[64], addr[128] = "?";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)who);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (fgets(comm, sizeof comm, f))
+            comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        huptime_format_sockaddr((struct sockaddr *)&ss, len, 0, addr, sizeof addr);
+    log_info("restart refused: pid %d (%s) holds the listener %s, but it runs a program the "
+             "leader started by exec, which huptime does not follow: it would never stop "
+             "accepting, and its clients would be cut when generation %d ends; generation %d "
+             "keeps serving (start workers by fork)", (int)who, comm,
+             addr, gen->number, gen->number);
+    record_event(next, EVENT_FAILED " pid %d (%s) holds the listener %s but was started by "
+                 "exec, which huptime does not follow", (int)who, comm, addr);
+    return 0;
+}
+
 /* A restart needs something to hand over, and no more than a handoff carries;
  * otherwise it is refused before anything starts (logged, and recorded as a
  * failure of generation `next`). n: what reg_handed_over() returned. */
@@ -121,7 +154,7 @@ static int restartable(int n, int next)
         return 0;
     }
     if (n > 0)
-        return 1;
+        return followed(next);
     log_info("restart signal ignored: no listening socket yet");
     record_event(next, EVENT_FAILED " the program has no listening socket yet");
     return 0;

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "predecessor.h"
 #include "real.h"
+#include "reexec.h"
 #include "record.h"
 #include "registry.h"
 #include "restart.h"
@@ -85,6 +86,20 @@ static void keep_stdio(void)
         reg_adopt(&log_fd, FD_INTERNAL);
 }
 
+/* A new image of the generation's leader (its program exec'd itself, same
+ * PID): the listening sockets it kept open are the generation's, as they were. */
+static void take_own_listeners(const char *program)
+{
+    int fds[HANDOFF_MAX_FDS];
+    int n = reexec_open_sockets(fds, HANDOFF_MAX_FDS);
+    for (int i = 0; i < n; i++)
+        gate_listening(fds[i]);
+    log_info("generation %d: pid %d is a new image (%s) with %d listening socket%s kept",
+             cfg.generation, (int)getpid(), program, n, n == 1 ? "" : "s");
+    if (n > 0)
+        restart_socket_added();
+}
+
 __attribute__((constructor)) static void huptime_start(int argc, char **argv, char **envp)
 {
     real_init();
@@ -93,7 +108,12 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
         refuse_handoff();
     if (loaded != CONFIG_LOADED)
         return;
-    struct gen_page *page = record_map_page(cfg.generation, GEN_PAGE_SIZE);
+    /* The leader exec'd itself (reexec.h): the same generation goes on, in the
+     * same page when there is a record. */
+    int reexec = cfg.reexec;
+    struct gen_page *page = reexec ? record_reopen_page(cfg.generation, GEN_PAGE_SIZE) : NULL;
+    if (!page)
+        page = record_map_page(cfg.generation, GEN_PAGE_SIZE);
     if (!page) {
         log_info("cannot map the generation page: %s; behaving like plain libc", strerror(errno));
         return;
@@ -106,7 +126,7 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
     reg_adopt(&gen_wake_rd, FD_INTERNAL);
     reg_adopt(&gen_wake_wr, FD_INTERNAL);
     keep_stdio();
-    if (cfg.mode == MODE_EXEC && cfg.generation > 1)
+    if (cfg.mode == MODE_EXEC && cfg.generation > 1 && !reexec)
         record_forget(cfg.generation - 1); /* this process, before its exec */
     inherit_adopt();
     predecessor_init();
@@ -117,6 +137,8 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
     if (cfg.pending)
         signals_request(); /* handled once this generation is ready */
     cfg.active = 1;
+    if (reexec)
+        take_own_listeners(argv ? argv[0] : "?");
     LOG_DEBUG("active: generation %d, %s mode, signal %d, %d inherited listener%s",
               cfg.generation, cfg.mode == MODE_EXEC ? "exec" : "fork", cfg.signo,
               cfg.n_inherited, cfg.n_inherited == 1 ? "" : "s");

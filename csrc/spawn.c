@@ -67,7 +67,8 @@ int spawn_plan_make(struct spawn_plan *p, const struct handoff *h)
         log_info("cannot restart: %s: %s", cfg.argv[0], strerror(errno));
         return -1;
     }
-    p->envp = huptime_build_env(cfg.envp, h, &p->pid_slot);
+    /* The record's directory goes to every generation. */
+    p->envp = huptime_build_env_control(cfg.envp, h, cfg.control_fd, &p->pid_slot);
     if (!p->envp) {
         log_info("cannot restart: out of memory building the environment");
         free(p->exe);
@@ -83,6 +84,8 @@ int spawn_plan_make(struct spawn_plan *p, const struct handoff *h)
     p->stdio_err = h->nstdio == 2 ? h->stdio[1] : -1;
     if (cfg.supervisor_fd >= 0) /* at the number the environment names (see start) */
         p->keep[p->nkeep++] = cfg.supervisor_env_fd;
+    if (cfg.control_fd > 2)
+        p->keep[p->nkeep++] = cfg.control_fd;
     p->arrive_ignored = h->nignored >= 0;
     return 0;
 }
@@ -157,7 +160,7 @@ static void become_new_image(struct spawn_plan *p)
             }
     huptime_put_pid(p->pid_slot, (long)syscall(SYS_getpid));
     sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
-    execve(p->exe, cfg.argv, p->envp);
+    REAL(execve)(p->exe, cfg.argv, p->envp);
 }
 
 pid_t spawn_child(struct spawn_plan *p)
@@ -197,7 +200,7 @@ pid_t spawn_command(const char *command, int out_fd)
     REAL(dup2)(out_fd, 2);
     syscall(SYS_close_range, 3, ~0U, 0);
     sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
-    execve("/bin/sh", argv, cfg.envp);
+    REAL(execve)("/bin/sh", argv, cfg.envp);
     _exit(127);
 }
 

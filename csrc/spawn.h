@@ -15,7 +15,7 @@ struct spawn_plan {
     char *exe;            /* resolved path of argv[0] */
     char **envp;          /* one block: free() */
     char *pid_slot;       /* HUPTIME_PID's value inside envp */
-    int keep[HANDOFF_MAX_FDS + 4];
+    int keep[HANDOFF_MAX_FDS + 5];
     int nkeep;
     int stdio_out, stdio_err; /* put back on 1 and 2, or -1 */
     int arrive_ignored;   /* exec: leave signals ignored through execve */
@@ -24,7 +24,8 @@ struct spawn_plan {
 /* Resolve argv[0] like a shell would; NULL (errno set) if not executable. */
 char *spawn_resolve_exe(void);
 
-/* 0, or -1 with a logged reason. */
+/* 0, or -1 with a logged reason. Besides h, the plan keeps the instance
+ * record's directory (cfg.control_fd) and names it in HUPTIME_CONTROL_FD. */
 int spawn_plan_make(struct spawn_plan *p, const struct handoff *h);
 void spawn_plan_free(struct spawn_plan *p);
 

@@ -13,16 +13,19 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import time
+
+import psutil
 
 import pytest
 
-from support.huptime import run_huptime
+from support.huptime import run_huptime, status_json
 from support.load import LoadRunner
 from support.proc import is_alive, live_descendants
 from support.wait import wait_for
 from support.served import LogFile, Served
-from support.servers import server_command
+from support.servers import SERVERS_DIR as SERVERS, server_command
 
 RESTARTS = 5
 
@@ -135,4 +138,65 @@ def test_a_rolled_back_generation_finishes_the_clients_it_took(under_huptime, po
         before = load.snapshot().ok
         load.wait_until(lambda r: r.ok >= before + 50)
     assert load.result.failed == 0, load.result.summary()
+    served.stop()
+
+
+def answered_by(load: LoadRunner, words: str, count: int = 20) -> None:
+    """Wait until a reply's body had `words` and `count` more requests succeeded."""
+    before = load.snapshot().ok
+    load.wait_until(lambda r: any(words in body for body in r.bodies_seen) and
+                    r.ok >= before + count)
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_a_program_that_execs_itself_keeps_its_generation(serve, port, mode):
+    """A server that reloads by exec'ing itself, same PID, keeping its listener open
+    (tests/servers/reexec_server.c, on SIGUSR2): the new image's listener is still the
+    generation's, blocking as the program expects; restarts keep working, and start the
+    program as it was first started (not with the descriptor numbers its own exec
+    passed). Under load, re-execs and restarts in turn: 0 failed."""
+    _, served = serve("c-reexec", exec_mode=mode == "exec")
+    with LoadRunner(port, clients=8, duration=120.0, timeout=10.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        for _ in range(2):
+            start = served.logfile.poll()
+            os.kill(served.leader, signal.SIGUSR2)
+            served.logfile.wait(rf"generation {served.generation}: pid {served.leader} is a new "
+                                r"image \(.*\) with 1 listening socket kept", 10, start)
+            answered_by(load, f"gen={served.generation} image=1")
+            served.restart()
+            answered_by(load, f"gen={served.generation} image=0")
+    assert load.result.failed == 0, load.result.summary()
+    assert "accept:" not in served.log(), "the program's accept never failed"
+    [inst] = status_json()
+    assert inst["generation"] == 3 and inst["pid"] == served.leader
+    served.stop()
+
+
+def test_workers_started_by_exec_make_a_restart_refused(under_huptime, port):
+    """A parent that binds and starts its workers by fork+exec (a new program each, the
+    listener passed by number): the shim does not follow them (its state does not cross
+    their exec), so they could never be told to stop accepting and would be ended with
+    the clients they hold. A restart is refused before anything starts, with the reason,
+    and the server serves on undisturbed."""
+    command = [sys.executable, str(SERVERS / "exec_workers_server.py"), str(port)]
+    served = start_unseen(under_huptime, command, "exec-workers")
+    workers = psutil.Process(served.leader).children()
+    assert len(workers) == 2
+    refused = (rf"restart refused: pid ({'|'.join(str(w.pid) for w in workers)}) "
+               rf"\(python[\d.]*\) holds the listener 127\.0\.0\.1:{port}, but it runs a "
+               r"program the leader started by exec")
+    with LoadRunner(port, clients=8, duration=60.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        done = run_huptime("--restart", "--", *command, timeout=30)
+        assert done.returncode == 1, done.stderr
+        assert "was started by exec, which huptime does not follow" in done.stderr, done.stderr
+        served.wait_log(refused, 10)
+        os.kill(served.leader, signal.SIGHUP)  # the signal itself: refused the same way
+        served.wait_log(refused, 10, count=2)
+        before = load.snapshot().ok
+        load.wait_until(lambda r: r.ok >= before + 50)
+    assert load.result.failed == 0, load.result.summary()
+    assert psutil.Process(served.leader).children() == workers, "nothing was restarted"
+    assert "generation 2 starting" not in served.log()
     served.stop()

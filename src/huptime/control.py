@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import signal as signals
 import time
 from pathlib import Path
 
 from huptime import HuptimeError, protocol
-from huptime.procfs import maps_file, owned_pid
-from huptime.record import (RECORD, Instance, events_size, find, members, read_events,
-                            signal_name, supervisor_pid)
+from huptime.procfs import live_pid, maps_file
+from huptime.record import (RECORD, Instance, events_size, find, locked, members,
+                            prune_record, read_events, signal_name, supervisor_pid)
 
 __all__ = ["find", "restart", "status", "stop"]
 
@@ -21,13 +20,13 @@ __all__ = ["find", "restart", "status", "stop"]
 # --- --restart ---------------------------------------------------------------
 
 def open_verified(pid: int, mapped: Path) -> int:
-    """A pidfd for pid, opened before the last check (this user's, maps `mapped`)
-    so a reused PID can never be signalled."""
+    """A pidfd for pid, opened before the last check (alive, maps `mapped`) so a
+    reused PID can never be signalled."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
         raise HuptimeError(f"pid {pid} exited") from None
-    if not (owned_pid(pid) and maps_file(pid, mapped)):
+    if not (live_pid(pid) and maps_file(pid, mapped)):
         os.close(pidfd)
         raise HuptimeError(f"pid {pid} is no longer part of this instance")
     return pidfd
@@ -148,7 +147,11 @@ def stop(inst: Instance, grace: float) -> str:
     finally:
         for fd in pidfds.values():
             os.close(fd)
-    shutil.rmtree(inst.path, ignore_errors=True)
+    try:
+        with locked(inst.path.parent):
+            prune_record(inst.path)  # kept if a process it names still exists
+    except OSError:
+        pass
     return how
 
 

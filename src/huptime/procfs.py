@@ -13,11 +13,13 @@ from collections.abc import Iterable
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 
-def owned_pid(pid: int) -> bool:
-    """A live process of this user (a zombie counts as gone)."""
+def live_pid(pid: int) -> bool:
+    """A live process, of any user (a zombie counts as gone). Whose it is decides
+    nothing: a program that drops privileges after start runs as another user, and
+    what makes a process part of an instance is that it maps the instance's page."""
+    if pid <= 0:
+        return False
     try:
-        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
-            return False
         with open(f"/proc/{pid}/stat", "rb") as f:
             # The state is the first field after the command name, which is in
             # parentheses and may itself hold spaces and parentheses.
@@ -49,11 +51,12 @@ def maps_file(pid: int, path: os.PathLike | str) -> bool:
 
 
 def mapping_any(paths: Iterable[os.PathLike | str]) -> list[int]:
-    """Every live process of this user that maps one of paths."""
+    """Every live process that maps one of paths (only processes whose maps this
+    user may read can be seen: its own, or any for root)."""
     wanted = {str(p) for p in paths}
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and owned_pid(int(entry)) and mapped_paths(int(entry)) & wanted:
+        if entry.isdigit() and mapped_paths(int(entry)) & wanted and live_pid(int(entry)):
             found.append(int(entry))
     return found
 
@@ -62,12 +65,12 @@ DELETED = " (deleted)"
 
 
 def mapping_removed_under(base: os.PathLike | str) -> dict[int, str]:
-    """Live processes of this user that map a file once under base and removed since
-    (a huptime server whose instance record was deleted under it): pid -> path."""
+    """Live processes that map a file once under base and removed since (a huptime
+    server whose instance record was deleted under it): pid -> path."""
     prefix = str(base).rstrip("/") + "/"
     found = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and owned_pid(int(entry)):
+        if entry.isdigit() and live_pid(int(entry)):
             for path in mapped_paths(int(entry)):
                 if path.startswith(prefix) and path.endswith(DELETED):
                     found[int(entry)] = path[:-len(DELETED)]

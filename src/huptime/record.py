@@ -3,10 +3,13 @@
 The launcher makes one private directory per instance under the user's runtime
 directory and writes instance.json there; the shim inside the server keeps each
 generation's page in gen-N and appends lifecycle lines to events (docs/protocol.md,
-"The instance record"). A process counts as an instance's generation only if it is
-this user's and maps that instance's gen-N file: a stranger's process whose command
-line looks alike is never found, so never signalled. Records are made and pruned
-under an flock on the runtime directory.
+"The instance record"). A process counts as an instance's generation only if it
+maps that instance's gen-N file: a stranger's process whose command line looks alike
+is never found, so never signalled. Whose process it is does not matter (a program
+that drops privileges after bind runs as another user): the record lives in this
+user's private directory, so whoever can read it started the instance. Records are
+made and pruned under an flock on the runtime directory, and a record is removed only
+once none of the processes it names exists any more.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from huptime import HuptimeError, protocol
-from huptime.procfs import mapping_any, mapping_removed_under, maps_file, owned_pid
+from huptime.procfs import live_pid, mapping_any, mapping_removed_under, maps_file
 
 RECORD = "instance.json"
 EVENTS = "events"
@@ -168,7 +171,7 @@ def load(path: Path) -> Instance | None:
     inst = Instance(path, record)
     for page_path in sorted(path.glob("gen-*")):
         page = read_page(page_path)
-        if page is not None and owned_pid(page.leader) and maps_file(page.leader, page_path):
+        if page is not None and live_pid(page.leader) and maps_file(page.leader, page_path):
             inst.generations.append(Generation(
                 page.number, page.leader, protocol.state_name(page.state), max(page.conns, 0),
                 protocol.listeners(page), page.started_ms / 1000, page_path))
@@ -212,33 +215,44 @@ def prune(base: Path) -> None:
 
 
 def prune_locked(base: Path) -> None:
-    """Remove records of instances that have ended: no recorded process of this user
-    is alive. Conservative: an instance between two images (exec mode) is kept.
-    The caller holds locked(base), so a record without a readable instance.json is
-    not one a launch is writing: it was left half-made and goes."""
+    """Remove records of instances that have ended (see prune_record). The caller
+    holds locked(base), so a record without a readable instance.json is not one a
+    launch is writing: it was left half-made and goes."""
     try:
         entries = list(base.iterdir())
     except OSError:
         return
     for path in entries:
-        if not path.is_dir() or path.is_symlink():
-            continue
-        pids = []
-        try:
-            pids.append(int(json.loads((path / RECORD).read_text()).get("pid", 0)))
-        except (OSError, ValueError, AttributeError):
-            pass
-        for page_path in path.glob("gen-*"):
-            page = read_page(page_path)
-            if page is not None and owned_pid(page.leader):
-                pids.append(page.leader)
-            elif page is not None or stale(page_path):
-                # Its leader is gone. A page without its version yet is one a
-                # generation (the shim, which takes no lock) is creating right
-                # now: left alone unless it is old.
-                page_path.unlink(missing_ok=True)
-        if not any(pid > 0 and owned_pid(pid) for pid in pids):
-            shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir() and not path.is_symlink():
+            prune_record(path)
+
+
+def prune_record(path: Path) -> bool:
+    """Remove the record in path if no process it names exists any more: the
+    launcher's (generation 1's leader), the supervisor's, the leader of each page.
+    A process that exists counts whoever's it is and whether or not it can be
+    verified: the record of an instance that still runs is never removed. The page
+    of a leader that is gone goes on its own. True if the record was removed; the
+    caller holds locked(path.parent)."""
+    pids = []
+    try:
+        record = json.loads((path / RECORD).read_text())
+        pids += [int(record.get(key) or 0) for key in ("pid", "supervisor")]
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    for page_path in path.glob("gen-*"):
+        page = read_page(page_path)
+        if page is not None and live_pid(page.leader):
+            pids.append(page.leader)
+        elif page is not None or (stale(page_path) and not mapping_any([page_path])):
+            # Its leader is gone. A page without its version yet is one a
+            # generation (the shim, which takes no lock) is creating right now:
+            # left alone unless it is old and nothing maps it.
+            page_path.unlink(missing_ok=True)
+    if any(live_pid(pid) for pid in pids):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
 
 
 def instances() -> list[Instance]:
@@ -309,12 +323,12 @@ def events_size(path: Path) -> int:
 def supervisor_pid(inst: Instance) -> int | None:
     """The --revive supervisor's PID, if it is alive and maps the record."""
     pid = inst.record.get("supervisor")
-    if isinstance(pid, int) and owned_pid(pid) and maps_file(pid, inst.path / RECORD):
+    if isinstance(pid, int) and live_pid(pid) and maps_file(pid, inst.path / RECORD):
         return pid
     return None
 
 
 def members(inst: Instance) -> list[int]:
-    """Every process of this user that maps one of the instance's pages: its
-    generations' leaders and their workers."""
+    """Every process that maps one of the instance's pages: its generations'
+    leaders and their workers."""
     return mapping_any(inst.path.glob("gen-*"))

@@ -49,6 +49,7 @@ C_SERVERS = {
     "c-keepalive": ("keepalive_server.c", "keepalive-server", ()),
     "c-rawsock": ("rawsock_server.c", "rawsock-server", ()),  # listener by raw syscalls
     "c-rawaccept": ("cserver.c", "rawaccept-server", ("-DRAW_ACCEPT",)),  # accepts unseen
+    "c-reexec": ("reexec_server.c", "reexec-server", ()),  # execs itself on SIGUSR2
 }
 DRAIN_SERVERS = ("c-fork", "c-rawclose", "c-keepalive")
 UNIX_SERVERS = DRAIN_SERVERS  # argv[1] may be a Unix socket path instead of a port
