@@ -107,6 +107,9 @@ static void load_handoff(char **envp)
             fstat(io[0], &a) == 0 && fstat(io[1], &b) == 0) {
             cfg.stdio_out = io[0];
             log_fd = io[1];
+            /* Passed on by the shim alone: programs the server runs never get them. */
+            REAL(fcntl64)(io[0], F_SETFD, FD_CLOEXEC);
+            REAL(fcntl64)(io[1], F_SETFD, FD_CLOEXEC);
         } else {
             log_info("ignoring " ENV_STDIO_FDS "=%.20s: not two open descriptors above stderr", s);
         }

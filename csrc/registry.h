@@ -14,8 +14,9 @@
 #define REG_MAX_FD 65536
 /* Variables reg_adopt() can follow: every inherited socket, and room for the
  * shim's own (stop pipe 2, signal pipe 2, readiness 1, supervisor link 1, the
- * old leader's pidfd 1, kept stdout and stderr 2, and a restart's readiness pipe
- * 2, pidfd 1, daemon pidfd 1, or a --check's pipe 2 and pidfd 1). */
+ * old leader's pidfd 1, kept stdout and stderr 2, the record's directory 1, and a
+ * restart's readiness pipe 2, pidfd 1, daemon pidfd 1, or a --check's pipe 2 and
+ * pidfd 1: 15). */
 #define REG_MAX_SLOTS (HANDOFF_MAX_FDS + 16)
 
 enum fd_kind {
