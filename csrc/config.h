@@ -52,7 +52,7 @@ struct config {
                                  snapshot above is the one the generation started with */
 };
 
-extern struct config cfg;
+extern struct config cfg __attribute__((visibility("hidden")));
 
 enum config_result {
     CONFIG_INERT,     /* not started by huptime, or a setting is malformed (logged) */

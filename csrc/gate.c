@@ -85,21 +85,31 @@ static ssize_t refuse(int blocking)
 }
 
 /* Take one client (accept) or datagram (recv) off a socket shared with the other
- * processes and generations. A program that blocks waits first in poll(), for
- * the socket or the stop pipe (what is queued makes poll() return at once, and
- * nothing queued saves a call that would fail), at most timeout_ms (-1: no
- * limit). Then: act on a pending cancel (accept and recv are cancellation points;
- * a thread cancelled after counting would leave the count up); count first, so
- * the leader never sees zero while something is being taken; look at the state;
- * take without sleeping in the kernel. Returns call()'s result, counted once: as
- * a connection, or with dgram as a datagram in flight (generation.h). */
+ * processes and generations. Act on a pending cancel (accept and recv are
+ * cancellation points; a thread cancelled after counting would leave the count
+ * up); count first, so the leader never sees zero while something is being
+ * taken; look at the state; take without sleeping in the kernel. A program that
+ * blocks waits, in poll(), for the socket or the stop pipe, at most timeout_ms
+ * (-1: no limit), when nothing is queued. Whether to try before waiting follows
+ * the socket's wait hint (registry.h): a busy server finds a client queued and
+ * pays no system call beyond its own; one whose queue was found empty waits
+ * first (a take that fails would cost a call), and tries first again every
+ * WAIT_FIRST_RUN takes, so it turns back as soon as clients queue up. Returns
+ * call()'s result, counted once: as a connection, or with dgram as a datagram in
+ * flight (generation.h). */
+#define WAIT_FIRST_RUN 8
 static inline __attribute__((always_inline)) ssize_t
 take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *arg, int dgram)
 {
-    for (;;) {
-        if (blocking) {
+    int hint = blocking ? reg_wait_hint(fd) : 0;
+    if (hint > 0)
+        reg_set_wait_hint(fd, hint - 1);
+    for (int waited = 0;; waited = 1) {
+        if (blocking && (waited || hint > 0)) {
             struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
             unsigned seen = signals_seen();
+            /* libc's poll(): a cancellation point, as the program's call is (a
+             * thread blocked here is cancelled like one blocked in accept). */
             int r = REAL(poll)(p, 2, timeout_ms);
             if (r < 0 && errno == EINTR && signals_seen() == seen)
                 return -1; /* a signal of the program's: report it like the call would */
@@ -123,7 +133,9 @@ take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *a
             errno = e;
             return -1;
         }
-        /* Another process or thread took it: wait again. */
+        if (!waited && hint == 0) /* tried first and found nothing: wait first */
+            reg_set_wait_hint(fd, WAIT_FIRST_RUN);
+        /* Nothing queued, or another process or thread took it: wait again. */
     }
 }
 
@@ -328,7 +340,7 @@ int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, cons
 int gate_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     int r = REAL(epoll_ctl)(epfd, op, fd, ev);
-    if (r != 0 || !reg_is_handed_over(reg_kind(fd)))
+    if (r != 0 || !reg_is_handed_over(reg_kind(fd)) || config_in_vfork_child())
         return r;
     if (op == EPOLL_CTL_ADD) {
         if (reg_kind(epfd) != FD_EPOLL) {

@@ -46,14 +46,7 @@ int gen_init(struct gen_page *page, int number)
     return 0;
 }
 
-void gen_conn_add(int delta)
-{
-    if (!gen)
-        return;
-    int now = __atomic_add_fetch(&gen->conns, delta, __ATOMIC_SEQ_CST);
-    if (now <= 0 && load(&gen->state) != GEN_SERVING)
-        futex(&gen->conns, FUTEX_WAKE, 1, NULL);
-}
+void gen_wake_drained(void) { futex(&gen->conns, FUTEX_WAKE, 1, NULL); }
 
 int gen_conns(void) { return load(&gen->conns); }
 
@@ -65,15 +58,6 @@ void gen_dgram_add(int delta)
 
 int gen_datagrams(void) { return load(&gen->datagrams); }
 
-int gen_draining(void)
-{
-    return gen && load(&gen->state) != GEN_SERVING;
-}
-
-int gen_retired(void)
-{
-    return gen && load(&gen->state) == GEN_RETIRED;
-}
 
 void gen_broadcast_stop(void)
 {

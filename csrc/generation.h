@@ -13,7 +13,7 @@
 
 #include "protocol.h"
 
-extern struct gen_page *gen;   /* NULL while inert */
+extern struct gen_page *gen __attribute__((visibility("hidden")));   /* NULL while inert */
 extern int gen_wake_rd;        /* readable once the generation is draining */
 extern int gen_wake_wr;        /* the constructor protects both ends (registry.h) */
 
@@ -22,14 +22,30 @@ extern int gen_wake_wr;        /* the constructor protects both ends (registry.h
  * success, -1 (logged) on failure; the caller owns the page either way. */
 int gen_init(struct gen_page *page, int number);
 
-/* Count connections up or down; wakes gen_wait_drained() at zero. The hot path. */
-void gen_conn_add(int delta);
+/* Count connections up or down; wakes gen_wait_drained() at zero. The hot path,
+ * inline: one atomic add, and a load of the state only when the count is down. */
+void gen_wake_drained(void);
+static inline void gen_conn_add(int delta)
+{
+    if (!gen)
+        return;
+    if (__atomic_add_fetch(&gen->conns, delta, __ATOMIC_SEQ_CST) <= 0 &&
+        __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) != GEN_SERVING)
+        gen_wake_drained();
+}
 int gen_conns(void);
 /* Count datagrams in flight (received, until the receiving thread waits again). */
 void gen_dgram_add(int delta);
 int gen_datagrams(void);
-int gen_draining(void);   /* DRAINING or RETIRED: accept nothing more */
-int gen_retired(void);
+/* DRAINING or RETIRED: accept nothing more. Inline: every accept asks. */
+static inline int gen_draining(void)
+{
+    return gen && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) != GEN_SERVING;
+}
+static inline int gen_retired(void)
+{
+    return gen && __atomic_load_n(&gen->state, __ATOMIC_SEQ_CST) == GEN_RETIRED;
+}
 
 /* The leader, when a successor serves (fork) or before its exec: every process
  * of the generation stops accepting. */

@@ -9,7 +9,8 @@
  *
  * A wrapper that changes the shim's state checks config_in_vfork_child() first:
  * a vfork child (posix_spawn, subprocess) shares this memory until it execs.
- * bind, listen, close, close_range, dup*, F_DUPFD, epoll_ctl and setsid do.
+ * bind, listen, close (but of a connection), close_range, dup*, F_DUPFD,
+ * epoll_ctl (of a handed-over socket) and setsid do: never per connection.
  * accept, poll and the receives only count while the child waits for nothing;
  * F_SETFL/FIONBIO and signal/sigaction on the restart signal only record the
  * program's choice, which the child's exec discards.
@@ -80,28 +81,35 @@ static ssize_t call_recvmsg(int fd, int flags, void *ctx)
     return REAL(recvmsg)(fd, ctx, flags);
 }
 
-HUPTIME_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
-                             socklen_t *len)
+/* A receive on a handed-over datagram socket; apart, so that a stream server's
+ * receives (every request) pass through without a frame. */
+static __attribute__((noinline)) ssize_t dgram_recvfrom(int fd, void *buf, size_t n, int flags,
+                                                      struct sockaddr *addr, socklen_t *len)
 {
-    if (!DGRAM(fd))
-        return REAL(recvfrom)(fd, buf, n, flags, addr, len);
     struct recvfrom_args a = { buf, n, addr, len };
     return gate_dgram_recv(fd, flags, call_recvfrom, &a);
 }
 
+HUPTIME_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                             socklen_t *len)
+{
+    if (__builtin_expect(DGRAM(fd), 0))
+        return dgram_recvfrom(fd, buf, n, flags, addr, len);
+    return REAL(recvfrom)(fd, buf, n, flags, addr, len);
+}
+
 HUPTIME_API ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    if (!DGRAM(fd))
-        return REAL(recv)(fd, buf, n, flags);
-    struct recvfrom_args a = { buf, n, NULL, NULL };
-    return gate_dgram_recv(fd, flags, call_recvfrom, &a);
+    if (__builtin_expect(DGRAM(fd), 0))
+        return dgram_recvfrom(fd, buf, n, flags, NULL, NULL);
+    return REAL(recv)(fd, buf, n, flags);
 }
 
 HUPTIME_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    if (!DGRAM(fd))
-        return REAL(recvmsg)(fd, msg, flags);
-    return gate_dgram_recv(fd, flags, call_recvmsg, msg);
+    if (__builtin_expect(DGRAM(fd), 0))
+        return gate_dgram_recv(fd, flags, call_recvmsg, msg);
+    return REAL(recvmsg)(fd, msg, flags);
 }
 
 HUPTIME_API int unlink(const char *path)
@@ -147,17 +155,30 @@ HUPTIME_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
 
 /* ---- descriptors ---- */
 
+/* close() of a tracked descriptor that is not a connection: apart, so that the
+ * connections' path has no frame. */
+static __attribute__((noinline)) int close_tracked(int fd)
+{
+    if (config_in_vfork_child())
+        return REAL(close)(fd);
+    if (reg_closing(fd))
+        return 0; /* the shim's own, or an inherited listener not claimed yet */
+    return REAL(close)(fd);
+}
+
 HUPTIME_API int close(int fd)
 {
     int k;
-    if (!ACTIVE || (k = reg_kind(fd)) == FD_NONE || config_in_vfork_child())
+    if (!ACTIVE || (k = reg_kind(fd)) == FD_NONE)
         return REAL(close)(fd);
-    if (k == FD_CONN) { /* the hot path: forget it before the number can be reused */
-        reg_conn_closing(fd);
-        return REAL(close)(fd);
-    }
-    if (reg_closing(fd))
-        return 0; /* the shim's own, or an inherited listener not claimed yet */
+    if (__builtin_expect(k != FD_CONN, 0))
+        return close_tracked(fd);
+    /* The hot path: forget it before the number can be reused. No getpid() for
+     * the vfork check: a vfork child closing a connection it inherited (a
+     * subprocess closing descriptors one by one) only lowers the count while the
+     * parent still holds it, and a drain trusts the kernel's view over the count
+     * (held.h). */
+    reg_conn_closing(fd);
     return REAL(close)(fd);
 }
 
@@ -324,7 +345,7 @@ HUPTIME_API int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct tim
 
 HUPTIME_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-    if (!ACTIVE || config_in_vfork_child())
+    if (!ACTIVE)
         return REAL(epoll_ctl)(epfd, op, fd, ev);
     return gate_epoll_ctl(epfd, op, fd, ev);
 }

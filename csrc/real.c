@@ -8,6 +8,12 @@ struct real_libc real;
 
 #define RESOLVE(name) (*(void **)&real.name = dlsym(RTLD_NEXT, #name))
 
+const struct real_libc *real_resolved(void)
+{
+    real_init();
+    return &real;
+}
+
 void real_init(void)
 {
     RESOLVE(bind);

@@ -47,13 +47,17 @@ struct real_libc {
     int (*execvpe)(const char *, char *const[], char *const[]);
 };
 
-extern struct real_libc real;
+extern struct real_libc real __attribute__((visibility("hidden")));
 
 /* Resolve every pointer; safe to call more than once. */
 void real_init(void);
 
+/* real_init(), then the table: the cold path of REAL(). */
+const struct real_libc *real_resolved(void) __attribute__((cold, noinline));
+
 /* Resolve lazily: interposed calls can arrive before the shim's constructor ran
- * (other libraries' constructors close or dup descriptors). */
-#define REAL(name) (real.name ? real.name : (real_init(), real.name))
+ * (other libraries' constructors close or dup descriptors). The check is on every
+ * call, so it is kept out of the way of the common path (no frame, a tail call). */
+#define REAL(name) (__builtin_expect(real.name != NULL, 1) ? real.name : real_resolved()->name)
 
 #endif

@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <unistd.h>
 
-static uint8_t kinds[REG_MAX_FD];
-static uint8_t program_nonblock[REG_MAX_FD];
-static int high_water;          /* one above the highest descriptor ever tracked */
+uint8_t reg_kinds[REG_MAX_FD];
+uint8_t reg_listener_bits[REG_MAX_FD];
+int reg_high_water;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define MAX_EPOLL_REGS 256
@@ -23,26 +23,8 @@ static int n_epoll_regs;
 
 static struct { int *slot; enum fd_kind kind; } slots[REG_MAX_SLOTS];
 
-static int tracked(int fd) { return fd >= 0 && fd < REG_MAX_FD; }
+static int tracked(int fd) { return reg_tracked(fd); }
 
-int reg_kind(int fd)
-{
-    return tracked(fd) ? __atomic_load_n(&kinds[fd], __ATOMIC_RELAXED) : FD_NONE;
-}
-
-void reg_set_kind(int fd, enum fd_kind kind)
-{
-    if (!tracked(fd))
-        return;
-    __atomic_store_n(&kinds[fd], (uint8_t)kind, __ATOMIC_RELAXED);
-    if (kind != FD_NONE) {
-        int hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
-        while (fd + 1 > hw &&
-               !__atomic_compare_exchange_n(&high_water, &hw, fd + 1, 0,
-                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-            ;
-    }
-}
 
 void reg_lock(void) { pthread_mutex_lock(&lock); }
 void reg_unlock(void) { pthread_mutex_unlock(&lock); }
@@ -52,20 +34,19 @@ void reg_listener_add(int fd, int nonblock)
 {
     if (!tracked(fd))
         return;
-    program_nonblock[fd] = (uint8_t)nonblock;
+    reg_listener_bits[fd] = (uint8_t)(nonblock != 0);
     reg_set_kind(fd, FD_LISTENER);
 }
 
-int reg_program_nonblock(int fd) { return tracked(fd) && program_nonblock[fd]; }
 void reg_set_program_nonblock(int fd, int on)
 {
     if (tracked(fd))
-        program_nonblock[fd] = (uint8_t)(on != 0);
+        reg_listener_bits[fd] = (uint8_t)((reg_listener_bits[fd] & ~1) | (on != 0));
 }
 
 int reg_handed_over(int *out)
 {
-    int n = 0, hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    int n = 0, hw = __atomic_load_n(&reg_high_water, __ATOMIC_RELAXED);
     for (int fd = 0; fd < hw; fd++)
         if (reg_is_handed_over(reg_kind(fd))) {
             if (n < HANDOFF_MAX_FDS)
@@ -77,7 +58,7 @@ int reg_handed_over(int *out)
 
 int reg_next(int from, enum fd_kind kind)
 {
-    int hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    int hw = __atomic_load_n(&reg_high_water, __ATOMIC_RELAXED);
     for (int fd = from < 0 ? 0 : from; fd < hw; fd++)
         if (reg_kind(fd) == (int)kind)
             return fd;
@@ -119,7 +100,7 @@ void reg_conn_opened(int fd)
 
 int reg_count_conns(void)
 {
-    int n = 0, hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    int n = 0, hw = __atomic_load_n(&reg_high_water, __ATOMIC_RELAXED);
     for (int fd = 0; fd < hw; fd++)
         n += reg_kind(fd) == FD_CONN;
     return n;
@@ -127,7 +108,7 @@ int reg_count_conns(void)
 
 void reg_conns_cloexec(void)
 {
-    int hw = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
+    int hw = __atomic_load_n(&reg_high_water, __ATOMIC_RELAXED);
     for (int fd = 0; fd < hw; fd++)
         if (reg_kind(fd) == FD_CONN)
             REAL(fcntl64)(fd, F_SETFD, FD_CLOEXEC);
@@ -213,13 +194,6 @@ static void forget(int fd)
     default:
         break;
     }
-}
-
-void reg_conn_closing(int fd)
-{
-    /* Exchange, so two threads closing the same descriptor count it down once. */
-    if (tracked(fd) && __atomic_exchange_n(&kinds[fd], (uint8_t)FD_NONE, __ATOMIC_RELAXED) == FD_CONN)
-        gen_conn_add(-1);
 }
 
 int reg_closing(int fd)

@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include "protocol.h"
 
+#include "generation.h"
+
+#include <stdint.h>
+
 #define REG_MAX_FD 65536
 /* Variables reg_adopt() can follow: every inherited socket, and room for the
  * shim's own (stop pipe 2, signal pipe 2, readiness 1, supervisor link 1, the
@@ -30,14 +34,53 @@ enum fd_kind {
     FD_DGRAM,      /* a bound datagram socket (UDP, Unix datagram): handed over too */
 };
 
-int reg_kind(int fd);
-void reg_set_kind(int fd, enum fd_kind kind);
+/* Per descriptor: its kind, and for a listener the bits below. Read inline: the
+ * accept and close paths look here for every connection. */
+extern uint8_t reg_kinds[REG_MAX_FD] __attribute__((visibility("hidden")));
+extern uint8_t reg_listener_bits[REG_MAX_FD] __attribute__((visibility("hidden")));
+extern int reg_high_water __attribute__((visibility("hidden"))); /* one above the highest descriptor ever tracked */
+
+static inline int reg_tracked(int fd) { return (unsigned)fd < REG_MAX_FD; }
+
+static inline int reg_kind(int fd)
+{
+    return reg_tracked(fd) ? __atomic_load_n(&reg_kinds[fd], __ATOMIC_RELAXED) : FD_NONE;
+}
+static inline void reg_set_kind(int fd, enum fd_kind kind)
+{
+    if (!reg_tracked(fd))
+        return;
+    __atomic_store_n(&reg_kinds[fd], (uint8_t)kind, __ATOMIC_RELAXED);
+    int hw = __atomic_load_n(&reg_high_water, __ATOMIC_RELAXED);
+    while (kind != FD_NONE && fd + 1 > hw &&
+           !__atomic_compare_exchange_n(&reg_high_water, &hw, fd + 1, 0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
+}
 
 /* Listeners. The shim keeps listeners O_NONBLOCK underneath the program and
- * remembers what the program asked for. */
+ * remembers what the program asked for (bit 0). */
 void reg_listener_add(int fd, int program_nonblock);
-int reg_program_nonblock(int fd);
+static inline int reg_program_nonblock(int fd)
+{
+    return reg_tracked(fd) && (reg_listener_bits[fd] & 1);
+}
 void reg_set_program_nonblock(int fd, int on);
+
+/* The wait hint of a listener (bits 1-4, gate.c): 0, a blocking accept tries to
+ * take a client before it waits (a busy server's queue is seldom empty); n > 0,
+ * it waits first, and tries first again after n more. A hint: threads may race. */
+static inline int reg_wait_hint(int fd)
+{
+    return reg_tracked(fd) ? (__atomic_load_n(&reg_listener_bits[fd], __ATOMIC_RELAXED) >> 1) & 15
+                           : 0;
+}
+static inline void reg_set_wait_hint(int fd, int n)
+{
+    if (reg_tracked(fd))
+        __atomic_store_n(&reg_listener_bits[fd],
+                         (uint8_t)((reg_listener_bits[fd] & 1) | (n & 15) << 1), __ATOMIC_RELAXED);
+}
 /* What a restart passes: the FD_LISTENER and FD_DGRAM descriptors. out gets the
  * first HANDOFF_MAX_FDS by number; returns how many there are, which may be more. */
 int reg_handed_over(int *out);
@@ -54,6 +97,14 @@ static inline int reg_has_handed_over(void)
 
 /* Connections: each tracked descriptor counts once in the generation's total. */
 void reg_conn_opened(int fd);
+/* close() of an FD_CONN descriptor: forgotten and counted down, once (an
+ * exchange: two threads closing the same number count it once). The hot path. */
+static inline void reg_conn_closing(int fd)
+{
+    if (reg_tracked(fd) &&
+        __atomic_exchange_n(&reg_kinds[fd], (uint8_t)FD_NONE, __ATOMIC_RELAXED) == FD_CONN)
+        gen_conn_add(-1);
+}
 int reg_count_conns(void);               /* FD_CONN descriptors held here */
 void reg_conns_cloexec(void);            /* set close-on-exec on all of them */
 
@@ -64,8 +115,6 @@ void reg_epoll_removed(int epfd, int fd);
  * caller holds reg_lock(). */
 void reg_epoll_drop_all(int wake_fd);
 
-/* The program is closing fd, a connection: forget it and count it down. */
-void reg_conn_closing(int fd);
 /* The program closed fd (already closed for real unless it is protected).
  * Returns 1 if the descriptor is protected and must not be closed. */
 int reg_closing(int fd);

@@ -15,7 +15,7 @@
 static volatile sig_atomic_t leader;
 static volatile sig_atomic_t served;   /* the manager thread reads the pipe */
 static volatile sig_atomic_t told;     /* the one line about an unserved signal */
-static volatile unsigned seen;
+volatile unsigned signals_received;
 static int sig_rd = -1, sig_wr = -1;
 static struct sigaction program_action;   /* what the program believes is installed */
 
@@ -48,7 +48,7 @@ static void say_unserved(int handled)
 static void on_restart_signal(int sig, siginfo_t *si, void *context)
 {
     int saved = errno;
-    seen++;
+    signals_received++;
     if (leader && served) {
         ssize_t w = write(sig_wr, "r", 1);
         (void)w;
@@ -98,7 +98,6 @@ int signals_init(void)
 void signals_set_leader(int on) { leader = on; }
 void signals_set_served(int on) { served = on; }
 int signals_leader(void) { return leader; }
-unsigned signals_seen(void) { return seen; }
 int signals_fd(void) { return sig_rd; }
 
 int signals_take(void)

@@ -26,7 +26,8 @@ int signals_leader(void);
 void signals_set_served(int on);
 
 /* How many restart signals this process has received (for EINTR decisions). */
-unsigned signals_seen(void);
+extern volatile unsigned signals_received __attribute__((visibility("hidden")));
+static inline unsigned signals_seen(void) { return signals_received; }
 
 /* The pipe's reading end, for poll(); signals_take() reads every pending byte
  * and returns how many restart signals were waiting. */

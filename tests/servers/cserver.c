@@ -5,6 +5,9 @@
  *   cc -O2 -pthread -DUSE_ACCEPT4 -o cserver cserver.c    (accept4 + SOCK_CLOEXEC)
  *   cc -O2 -pthread -DRAW_CLOSE -o cserver cserver.c      (closes with syscall(SYS_close),
  *                                                          behind libc's back, as libuv does)
+ *   cc -O2 -pthread -DUSE_ACCEPT4 -DINLINE ...            (answers each connection in the
+ *                                                          accepting thread: the same system
+ *                                                          calls for every connection)
  *   cc -O2 -pthread -DRAW_ACCEPT -o cserver cserver.c     (accepts with syscall(SYS_accept4):
  *                                                          no interposer sees it wait or take
  *                                                          a client, as with io_uring)
@@ -75,6 +78,10 @@ int main(int argc, char **argv)
             usleep(10000); /* never spin, e.g. on EMFILE or an O_NONBLOCK listener */
             continue;
         }
+#ifdef INLINE
+        serve_once(conn, RAW);
+        continue;
+#endif
         pthread_t thread;
         if (pthread_create(&thread, &detached, serve_connection, (void *)(long)conn) != 0)
             CLOSE(conn);

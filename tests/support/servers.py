@@ -50,8 +50,10 @@ C_SERVERS = {
     "c-rawsock": ("rawsock_server.c", "rawsock-server", ()),  # listener by raw syscalls
     "c-rawaccept": ("cserver.c", "rawaccept-server", ("-DRAW_ACCEPT",)),  # accepts unseen
     "c-reexec": ("reexec_server.c", "reexec-server", ()),  # execs itself on SIGUSR2
+    "c-inline": ("cserver.c", "inline-server", ("-DUSE_ACCEPT4", "-DINLINE")),  # one thread
 }
 DRAIN_SERVERS = ("c-fork", "c-rawclose", "c-keepalive")
+SERIAL_SERVERS = ("c-inline",)  # answer one connection at a time, in the accepting thread
 UNIX_SERVERS = DRAIN_SERVERS  # argv[1] may be a Unix socket path instead of a port
 ALL_SERVERS = (*PYTHON_SERVERS, *C_SERVERS)
 NAMES = ("http.server", "threaded", "blocking", "asyncio", "c-accept", "c-accept4", "nginx")
