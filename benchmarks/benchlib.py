@@ -29,7 +29,8 @@ from support.proc import (  # noqa: E402,F401
     become_subreaper, cpu_seconds, end_descendants, is_alive)
 from support.served import (  # noqa: E402,F401
     LogFile, PopenStarter, Served, ServedError, spawn)
-from support.servers import NAMES, find_nginx, make_server  # noqa: E402,F401
+from support.servers import NAMES, find_nginx, make_server, server_command  # noqa: E402,F401
+from support.syscalls import calls_per_batch  # noqa: E402,F401
 from support.wait import wait_for  # noqa: E402
 
 POLL = 0.001  # seconds between looks at a log file or at the load's replies
@@ -82,9 +83,11 @@ def install_exit_handlers() -> None:
 
 
 def served(command: list[str], log_path: Path, *, exec_mode: bool = False,
-           cwd: Path | None = None) -> Served:
-    """A command under huptime, started with Popen (output into log_path), not started yet."""
-    return Served(PopenStarter(log_path), command, exec_mode=exec_mode, cwd=cwd, every=POLL)
+           cwd: Path | None = None, options: list[str] | None = None) -> Served:
+    """A command under huptime (with options), started with Popen (output into
+    log_path), not started yet."""
+    return Served(PopenStarter(log_path), command, exec_mode=exec_mode, cwd=cwd, every=POLL,
+                  options=options or [])
 
 
 def wait_port(port: int, timeout: float, path: str = "/", alive=None) -> None:

@@ -310,6 +310,14 @@ enum config_result config_load(int argc, char **argv, char **envp)
         }
         cfg.drain_signal = (int)v;
     }
+    s = huptime_env_get(envp, ENV_BACKLOG);
+    cfg.backlog = BACKLOG_DEFAULT;
+    if (s && huptime_parse_uint(s, 65535, &v) == 0) {
+        cfg.backlog = (int)v;
+    } else if (s) {
+        log_info("ignoring settings: " ENV_BACKLOG "=%.20s is not a number from 0 to 65535", s);
+        return CONFIG_INERT;
+    }
     s = huptime_env_get(envp, ENV_CHECK);
     if (s && *s && !(cfg.check = strdup(s)))
         return CONFIG_INERT;

@@ -129,6 +129,10 @@ HUPTIME_API int unlinkat(int dirfd, const char *path, int flags)
 
 HUPTIME_API int listen(int fd, int backlog)
 {
+    /* --backlog: a short queue cannot absorb the moment of a restart (clients
+     * whose SYN is dropped wait a second for its retransmission). */
+    if (ACTIVE && backlog >= 0 && backlog < cfg.backlog)
+        backlog = cfg.backlog;
     int r = REAL(listen)(fd, backlog);
     if (r == 0 && ACTIVE && !config_in_vfork_child()) {
         int saved = errno;

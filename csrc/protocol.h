@@ -26,6 +26,9 @@
 #define HANDOFF_MAX_SIGNALS 64
 /* --unlink files. */
 #define MAX_UNLINK 16
+/* --backlog's default: every listen queue at least this long (as nginx and node
+ * ask; the kernel caps it at net.core.somaxconn). */
+#define BACKLOG_DEFAULT 511
 
 /* The generation page: one per generation, shared by its processes, the file
  * gen-N (gen-N-SLOT with --multi) of the instance record. */
@@ -66,6 +69,7 @@ struct gen_page {
 #define ENV_WAIT "HUPTIME_WAIT"                     /* 1: --wait */
 #define ENV_DRAIN_SIGNAL "HUPTIME_DRAIN_SIGNAL"     /* fork mode: sent to a draining leader */
 #define ENV_CHECK "HUPTIME_CHECK"                   /* a shell command run before restarts */
+#define ENV_BACKLOG "HUPTIME_BACKLOG"               /* listen queues at least this; 0: the program's */
 #define ENV_UNLINK "HUPTIME_UNLINK"                 /* absolute paths, one per line */
 #define ENV_CONTROL "HUPTIME_CONTROL"               /* the instance record's directory */
 #define ENV_SUPERVISOR_FD "HUPTIME_SUPERVISOR_FD"   /* link to a supervisor */

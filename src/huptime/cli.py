@@ -23,6 +23,7 @@ Examples:
   huptime --drain-idle 5 ./app-server              # idle keep-alives closed after 5 s
   huptime --drain-signal QUIT nginx -g 'daemon off;'   # nginx drains its own way
   huptime --check 'nginx -t' nginx -g 'daemon off;'    # no restart into a bad config
+  huptime --backlog 1024 python3 -m http.server 8000   # listen queue of 1024, not 5
   huptime --revive ./flaky-server                  # started again if it exits
   huptime --multi 4 python3 -m http.server 8000    # 4 copies, one accept queue
   huptime --restart python3 -m http.server 8000    # waits: serving or rolled back
@@ -107,6 +108,12 @@ def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -
               help="Fork mode: once the new generation serves and the old one stopped "
                    "accepting, send NAME to the old one's leader, for programs with a graceful "
                    "stop of their own (nginx QUIT). Still bounded by --drain-timeout.")
+@click.option("--backlog", type=click.IntRange(0, 65535), default=protocol.BACKLOG_DEFAULT,
+              show_default=True, metavar="N",
+              help="Make every listen queue at least N long (the kernel caps it at "
+                   "net.core.somaxconn), so clients that connect while a restart switches "
+                   "generations wait in the queue instead of losing their SYN. 0: keep the "
+                   "program's own value.")
 @click.option("--check", "check", default=None, metavar="CMD",
               help="Run the shell command CMD before each restart (from the start directory, "
                    "with the start environment, within --ready-timeout); if it fails, the "
@@ -144,7 +151,8 @@ def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -
 @click.pass_context
 def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number: int,
             ready_timeout: float, drain_timeout: float, drain_idle: float,
-            drain_signal: int | None, check: str | None, wait: bool, unlink: tuple[str, ...],
+            drain_signal: int | None, backlog: int, check: str | None, wait: bool,
+            unlink: tuple[str, ...],
             revive: bool, multi: int, debug: bool, do_restart: bool, do_status: bool, do_stop: bool,
             timeout: float | None, as_json: bool, command: tuple[str, ...]) -> None:
     """Run COMMAND so that it can be restarted without losing a connection.
@@ -179,6 +187,7 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         drain_timeout=drain_timeout,
         drain_idle=drain_idle,
         drain_signal=drain_signal or 0,
+        backlog=backlog,
         check=check or "",
         debug=debug,
         unlink=unlink,

@@ -39,6 +39,7 @@ class Settings:
     wait: bool = False            # an old generation waits for its own children
     drain_signal: int = 0         # fork mode: sent to an old generation's leader; 0 none
     check: str = ""               # shell command run before each restart; "" none
+    backlog: int = 511            # listen queues at least this long (BACKLOG_DEFAULT); 0: as asked
     revive: bool = False          # a supervisor starts the program again when it exits
     multi: int = 1                # copies of the program on the same listeners
 
@@ -83,6 +84,7 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
     env[protocol.ENV_READY_TIMEOUT_MS] = str(max(1, round(settings.ready_timeout * 1000)))
     env[protocol.ENV_DRAIN_TIMEOUT_MS] = str(max(1, round(settings.drain_timeout * 1000)))
     env[protocol.ENV_DRAIN_IDLE_MS] = str(round(settings.drain_idle * 1000))
+    env[protocol.ENV_BACKLOG] = str(settings.backlog)
     if settings.debug:
         env[protocol.ENV_DEBUG] = "1"
     if settings.wait:
