@@ -49,6 +49,10 @@ STRACE_K = 50             # queued clients per strace run (f): K and 2K (the bar
 BACKLOG_SERVER = "http.server"  # (g): a program that asks for a listen queue of 5
 NEAR_RESTART = 0.5        # s: requests that end this long after a restart signal are "near"
 
+WRK_SERVERS = ("c-accept4", "c-inline", "nginx")  # (h)
+WRK_SECONDS = 2.0         # per round (h); rounds alternate bare, shim, shim, bare, ...
+WRK_ROUNDS = 6
+
 TARGET_RATIO = 0.99
 TARGET_INSTRUCTIONS = 150
 TARGET_NEAR_MS = 60.0     # (g): median over restarts of the slowest request near each
@@ -446,6 +450,59 @@ def measure_near_restart(backlog: str, restarts: int, work: Path, build_dir: Pat
             "overflows": listen_overflows() - overflows, "slowest": slowest}
 
 
+# ---------------------------------------------------------------- (h) throughput, native client
+
+def wrk_round(port: int, path: str, seconds: float) -> tuple[float, str]:
+    """wrk on CPU 0, CLIENTS connections (one thread): requests/s, and its error
+    lines ("" if none)."""
+    done = subprocess.run(["taskset", "-c", "0", "wrk", "-t1", f"-c{CLIENTS}",
+                           f"-d{seconds:g}s", f"http://127.0.0.1:{port}{path}"],
+                          capture_output=True, text=True, timeout=seconds + 30)
+    rate = [line.split()[1] for line in done.stdout.splitlines()
+            if line.startswith("Requests/sec:")]
+    errors = [line.strip() for line in done.stdout.splitlines()
+              if "errors" in line or "Non-2xx" in line]
+    if done.returncode != 0 or not rate:
+        raise b.BenchError(f"wrk: {done.stderr.strip() or done.stdout.strip()}")
+    return float(rate[0]), "; ".join(errors)
+
+
+def measure_wrk(name: str, work: Path, build_dir: Path, nginx: str | None,
+                rounds: int) -> dict:
+    """Requests/s by wrk (CPU 0) against the server (CPU 1), bare and under huptime
+    (fork mode), in alternating rounds; per round the shim/bare ratio."""
+    ports, paths = {}, {}
+    try:
+        for config in ("bare", "shim"):
+            tmp = Path(tempfile.mkdtemp(prefix=f"{name}-wrk-{config}-", dir=work))
+            port = b.free_port()
+            server = b.make_server(name, port, tmp, build_dir, nginx)
+            command = ["taskset", "-c", "1", *server.command]
+            ports[config], paths[config] = port, server.path
+            if config == "bare":
+                popen = b.spawn(command, tmp / "server.log", env=b.clean_env(), cwd=tmp)
+                b.wait_port(port, START_TIMEOUT, path=server.path,
+                            alive=lambda p=popen: p.poll() is None)
+            else:
+                b.served(command, tmp / "server.log", cwd=tmp).start(START_TIMEOUT)
+        rates: dict[str, list[float]] = {"bare": [], "shim": []}
+        errors = set()
+        for config in ("bare", "shim"):  # warm-up
+            wrk_round(ports[config], paths[config], 1)
+        for round_ in range(rounds):
+            for config in ("bare", "shim") if round_ % 2 == 0 else ("shim", "bare"):
+                rate, error = wrk_round(ports[config], paths[config], WRK_SECONDS)
+                rates[config].append(rate)
+                if error:
+                    errors.add(f"{config}: {error}")
+        ratios = sorted(s / r for s, r in zip(rates["shim"], rates["bare"]))
+        return {"bare": b.median(rates["bare"]), "shim": b.median(rates["shim"]),
+                "ratio": b.median(ratios), "range": (ratios[0], ratios[-1]),
+                "errors": sorted(errors)}
+    finally:
+        b.end_descendants()
+
+
 # ---------------------------------------------------------------- report
 
 def ms(seconds: float) -> str:
@@ -556,6 +613,19 @@ def main() -> int:
                 syscalls[name] = measure_syscalls(name, shim, work, build_dir)
             except (b.ServedError, OSError, AssertionError, subprocess.SubprocessError) as exc:
                 syscalls[name] = f"error: {str(exc).splitlines()[0]}"
+                errors += 1
+
+        native: dict[str, dict | str] = {}
+        for name in [n for n in WRK_SERVERS if n != "nginx" or nginx]:
+            say(f"  throughput by wrk: {name}")
+            if not shutil.which("wrk") or not shutil.which("taskset"):
+                native[name] = "skipped (no wrk or taskset: apt-get install wrk)"
+                continue
+            try:
+                native[name] = measure_wrk(name, work, build_dir, nginx,
+                                           3 if args.quick else WRK_ROUNDS)
+            except (b.ServedError, OSError, subprocess.SubprocessError) as exc:
+                native[name] = f"error: {str(exc).splitlines()[0]}"
                 errors += 1
 
         near: dict[str, dict | str] = {}
@@ -695,6 +765,26 @@ def main() -> int:
                    "max ms"], grows, right={1, 2, 3, 4, 5}))
     print(f"target with the default (511): 0 failed, ListenOverflows +0, median <= "
           f"{TARGET_NEAR_MS:.0f} ms; --backlog 0 keeps the program's own queue, for reference")
+
+    # ---- (h)
+    print()
+    print(f"(h) throughput by a native client: wrk (1 thread, {CLIENTS} connections, CPU 0) "
+          f"against the server (CPU 1), {WRK_SECONDS:g} s rounds alternating bare and shim "
+          f"(fork mode); a new connection per request (the servers close)")
+    hrows = []
+    for name, m in native.items():
+        if isinstance(m, str):
+            hrows.append([name, m, "", "", ""])
+            continue
+        low, high = m["range"]
+        hrows.append([name, f"{m['bare']:.0f}", f"{m['shim']:.0f}", f"{m['ratio']:.3f}",
+                      f"{low:.3f}..{high:.3f}" + (f"  ({'; '.join(m['errors'])})"
+                                                 if m["errors"] else "")])
+    print(b.table(["server", "bare req/s", "shim req/s", "shim/bare (median)",
+                   "range of rounds"], hrows, right={1, 2, 3}))
+    print(f"target: shim/bare >= {TARGET_RATIO} where the range allows a verdict (c-inline is "
+          f"single-threaded bare: the shim's restart thread makes glibc's blocking calls "
+          f"cancellation points, see (e))")
 
     print()
     print(f"total time {time.monotonic() - began:.0f} s")
