@@ -53,7 +53,12 @@ WRK_SERVERS = ("c-accept4", "c-inline", "nginx")  # (h)
 WRK_SECONDS = 2.0         # per round (h); rounds alternate bare, shim, shim, bare, ...
 WRK_ROUNDS = 6
 
+SWITCH_SERVER = "c-keepalive"  # (i): epoll, holds thousands of idle keep-alives
+SWITCH_IDLE = 10_000      # idle connections held open in the last configuration of (i)
+SWITCH_RESTARTS = 10
+
 TARGET_RATIO = 0.99
+TARGET_SWITCH_MS = 3.0    # (i): median switch time at both descriptor limits
 TARGET_INSTRUCTIONS = 150
 TARGET_NEAR_MS = 60.0     # (g): median over restarts of the slowest request near each
 TARGET_EXIT = 1.0         # s: an old generation is gone within this (p95) of the switch
@@ -503,6 +508,41 @@ def measure_wrk(name: str, work: Path, build_dir: Path, nginx: str | None,
         b.end_descendants()
 
 
+# ---------------------------------------------------------------- (i) switch time, scale
+
+def measure_switch(nofile: int, idle: int, restarts: int, work: Path, build_dir: Path) -> dict:
+    """SWITCH_SERVER under huptime (fork mode) at RLIMIT_NOFILE nofile, with `idle`
+    keep-alive connections held open on it: per restart, the signal to the first OK
+    reply of the new generation (2 clients of load)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"switch-{nofile}-{idle}-", dir=work))
+    port = b.free_port()
+    server = b.make_server(SWITCH_SERVER, port, tmp, build_dir, None)
+    served = b.Served(b.PopenStarter(tmp / "server.log"), server.command, cwd=tmp,
+                      every=b.POLL, wrapper=["sh", "-c", f'ulimit -n {nofile} && exec "$@"', "sh"])
+    conns = []
+    switches = []
+    try:
+        served.start(START_TIMEOUT)
+        conns = b.open_idle(port, idle)
+        first = FirstReply()
+        with b.LoadRunner(port, clients=2, duration=restarts * 10.0 + 60.0,
+                          max_requests=100_000_000, timeout=5.0, on_reply=first.record) as load:
+            load.wait_until(lambda r: r.ok >= 20, timeout=15.0)
+            for _ in range(restarts):
+                served.restart(RESTART_TIMEOUT)
+                replied = first.wait(f"gen={served.generation}", BODY_TIMEOUT)
+                if replied is None:
+                    raise b.BenchError(f"no reply from generation {served.generation}")
+                switches.append(max(0.0, replied - served.sent_at))
+                served.reap()
+                time.sleep(DWELL)
+        failed = load.result.failed
+    finally:
+        b.close_all(conns)
+        b.end_descendants()
+    return {"switches": switches, "failed": failed}
+
+
 # ---------------------------------------------------------------- report
 
 def ms(seconds: float) -> str:
@@ -626,6 +666,22 @@ def main() -> int:
                                            3 if args.quick else WRK_ROUNDS)
             except (b.ServedError, OSError, subprocess.SubprocessError) as exc:
                 native[name] = f"error: {str(exc).splitlines()[0]}"
+                errors += 1
+
+        scale: dict[tuple[int, int], dict | str] = {}
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        top = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+        if top > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))  # for the idle clients
+        configs = [(1024, 0), (top, 0)] + ([(top, SWITCH_IDLE)] if top > SWITCH_IDLE + 1000
+                                            else [])
+        for nofile, idle in configs:
+            say(f"  switch time: {SWITCH_SERVER}, RLIMIT_NOFILE {nofile}, {idle} idle")
+            try:
+                scale[(nofile, idle)] = measure_switch(nofile, idle, 3 if args.quick else
+                                                       SWITCH_RESTARTS, work, build_dir)
+            except (b.ServedError, OSError) as exc:
+                scale[(nofile, idle)] = f"error: {str(exc).splitlines()[0]}"
                 errors += 1
 
         near: dict[str, dict | str] = {}
@@ -785,6 +841,24 @@ def main() -> int:
     print(f"target: shim/bare >= {TARGET_RATIO} where the range allows a verdict (c-inline is "
           f"single-threaded bare: the shim's restart thread makes glibc's blocking calls "
           f"cancellation points, see (e))")
+
+    # ---- (i)
+    print()
+    print(f"(i) switch time at scale: {SWITCH_SERVER}, fork mode, signal -> first OK reply of "
+          f"the new generation (2 clients of load), by RLIMIT_NOFILE and idle keep-alive "
+          f"connections held open")
+    irows = []
+    for (nofile, idle), m in scale.items():
+        if isinstance(m, str):
+            irows.append([str(nofile), str(idle), m, "", "", ""])
+            continue
+        s = m["switches"]
+        irows.append([str(nofile), str(idle), str(len(s)), ms(b.median(s)), ms(max(s)),
+                      str(m["failed"])])
+    print(b.table(["RLIMIT_NOFILE", "idle conns", "restarts", "switch med ms", "max ms",
+                   "failed"], irows, right={0, 1, 2, 3, 4, 5}))
+    print(f"target: median <= {TARGET_SWITCH_MS:.0f} ms at both limits; with {SWITCH_IDLE} idle "
+          f"connections within 2x of none")
 
     print()
     print(f"total time {time.monotonic() - began:.0f} s")

@@ -31,6 +31,7 @@ from support.served import (  # noqa: E402,F401
     LogFile, PopenStarter, Served, ServedError, spawn)
 from support.servers import NAMES, find_nginx, make_server, server_command  # noqa: E402,F401
 from support.syscalls import calls_per_batch  # noqa: E402,F401
+from support.keepalive import close_all, open_idle  # noqa: E402,F401
 from support.wait import wait_for  # noqa: E402
 
 POLL = 0.001  # seconds between looks at a log file or at the load's replies

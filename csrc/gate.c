@@ -98,6 +98,26 @@ static ssize_t refuse(int blocking)
  * call()'s result, counted once: as a connection, or with dgram as a datagram in
  * flight (generation.h). */
 #define WAIT_FIRST_RUN 8
+
+/* take()'s wait, apart (a busy server seldom needs it): 1 once the socket or the
+ * stop pipe is readable, or a restart signal interrupted it; -1 with errno set
+ * (EINTR: a signal of the program's, reported as the call would; EAGAIN: the
+ * timeout passed, SO_RCVTIMEO). libc's poll() is a cancellation point, as the
+ * program's call is: a thread blocked here is cancelled like one in accept. */
+static __attribute__((noinline)) int wait_readable(int fd, int timeout_ms)
+{
+    struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
+    unsigned seen = signals_seen();
+    int r = REAL(poll)(p, 2, timeout_ms);
+    if (r < 0 && errno == EINTR && signals_seen() == seen)
+        return -1;
+    if (r == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return 1;
+}
+
 static inline __attribute__((always_inline)) ssize_t
 take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *arg, int dgram)
 {
@@ -105,19 +125,8 @@ take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *a
     if (hint > 0)
         reg_set_wait_hint(fd, hint - 1);
     for (int waited = 0;; waited = 1) {
-        if (blocking && (waited || hint > 0)) {
-            struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
-            unsigned seen = signals_seen();
-            /* libc's poll(): a cancellation point, as the program's call is (a
-             * thread blocked here is cancelled like one blocked in accept). */
-            int r = REAL(poll)(p, 2, timeout_ms);
-            if (r < 0 && errno == EINTR && signals_seen() == seen)
-                return -1; /* a signal of the program's: report it like the call would */
-            if (r == 0) {
-                errno = EAGAIN; /* SO_RCVTIMEO passed */
-                return -1;
-            }
-        }
+        if (blocking && (waited || hint > 0) && wait_readable(fd, timeout_ms) < 0)
+            return -1;
         pthread_testcancel();
         dgram ? gen_dgram_add(1) : gen_conn_add(1);
         if (gen_draining()) {
