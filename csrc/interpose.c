@@ -65,53 +65,6 @@ HUPTIME_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
     return r;
 }
 
-/* Receiving on a handed-over datagram socket goes through the gate (gate.c). */
-#define DGRAM(fd) (ACTIVE && reg_kind(fd) == FD_DGRAM)
-
-struct recvfrom_args { void *buf; size_t n; struct sockaddr *addr; socklen_t *len; };
-
-static ssize_t call_recvfrom(int fd, int flags, void *ctx)
-{
-    struct recvfrom_args *a = ctx;
-    return REAL(recvfrom)(fd, a->buf, a->n, flags, a->addr, a->len);
-}
-
-static ssize_t call_recvmsg(int fd, int flags, void *ctx)
-{
-    return REAL(recvmsg)(fd, ctx, flags);
-}
-
-/* A receive on a handed-over datagram socket; apart, so that a stream server's
- * receives (every request) pass through without a frame. */
-static __attribute__((noinline)) ssize_t dgram_recvfrom(int fd, void *buf, size_t n, int flags,
-                                                      struct sockaddr *addr, socklen_t *len)
-{
-    struct recvfrom_args a = { buf, n, addr, len };
-    return gate_dgram_recv(fd, flags, call_recvfrom, &a);
-}
-
-HUPTIME_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
-                             socklen_t *len)
-{
-    if (__builtin_expect(DGRAM(fd), 0))
-        return dgram_recvfrom(fd, buf, n, flags, addr, len);
-    return REAL(recvfrom)(fd, buf, n, flags, addr, len);
-}
-
-HUPTIME_API ssize_t recv(int fd, void *buf, size_t n, int flags)
-{
-    if (__builtin_expect(DGRAM(fd), 0))
-        return dgram_recvfrom(fd, buf, n, flags, NULL, NULL);
-    return REAL(recv)(fd, buf, n, flags);
-}
-
-HUPTIME_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
-{
-    if (__builtin_expect(DGRAM(fd), 0))
-        return gate_dgram_recv(fd, flags, call_recvmsg, msg);
-    return REAL(recvmsg)(fd, msg, flags);
-}
-
 HUPTIME_API int unlink(const char *path)
 {
     if (ACTIVE && cfg.n_inherited && inherit_protects_path(AT_FDCWD, path))

@@ -9,8 +9,11 @@
 #include "held.h"
 #include "log.h"
 #include "predecessor.h"
+#include "real.h"
 #include "record.h"
+#include "successor.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -179,4 +182,44 @@ void retire_before_exec(long t0)
                  idle_note(idle, note, sizeof note));
     }
     end_children(0, t0);
+}
+
+/* The connections the failed successor took from the shared queue: held by it
+ * (and by its daemon child) in the kernel's view. */
+static int successor_holds(const struct successor *s)
+{
+    int a = held_by(s->pid), b = s->daemon_fd >= 0 ? held_by(s->daemon) : 0;
+    return (a > 0 ? a : 0) + (b > 0 ? b : 0);
+}
+
+/* A successor that failed after it took clients (it claimed a listener and
+ * accepted, but never showed readiness) is not killed with them: it saw this
+ * process give it up (predecessor_gave_up: the readiness pipe is closed), stops
+ * accepting and finishes them; this waits until it holds none, at most
+ * --drain-timeout and the 5 s its own SIGTERM gets (retire_end_self). */
+void retire_rolled_back(int next, const struct successor *s)
+{
+    held_prepare();
+    int held = successor_holds(s);
+    if (held <= 0)
+        return;
+    long t0 = now_ms(), deadline = t0 + cfg.drain_timeout_ms + 5000, step = 10;
+    log_info("rollback: generation %d (pid %d) holds %d connection%s; it stops accepting and "
+             "finishes %s before it ends", next, (int)s->pid, held, held == 1 ? "" : "s",
+             held == 1 ? "it" : "them");
+    while (held > 0 && now_ms() < deadline) {
+        struct timespec pause = { 0, step * 1000000L };
+        nanosleep(&pause, NULL);
+        step = step * 2 < 200 ? step * 2 : 200;
+        held = successor_holds(s);
+    }
+    if (held > 0) {
+        log_info("generation %d (pid %d) still holds %d connection%s after the drain timeout",
+                 next, (int)s->pid, held, held == 1 ? "" : "s");
+        return;
+    }
+    log_info("generation %d (pid %d) finished its connections in %ld ms", next, (int)s->pid,
+             now_ms() - t0);
+    struct pollfd exit = { s->pidfd, POLLIN, 0 }; /* a moment to end by itself */
+    REAL(poll)(&exit, 1, 1000);
 }

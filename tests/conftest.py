@@ -85,3 +85,13 @@ def serve(request, under_huptime, port, tmp_path, build_dir):
         server = make_server(name, port, tmp_path, build_dir, nginx)
         return server, under_huptime(label or name, server.command, **options).start()
     return start
+
+
+@pytest.fixture
+def runtime(tmp_path, monkeypatch) -> Path:
+    """A private XDG_RUNTIME_DIR of the test's own: the instance records of the
+    servers it starts go to the returned directory, not the session's."""
+    path = tmp_path / "run"
+    path.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
+    return path / "huptime"

@@ -11,7 +11,6 @@ import signal
 import socket
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,14 +22,6 @@ from support.proc import is_alive, live_descendants
 from support.wait import wait_for
 
 RESTARTS = 5
-
-
-@pytest.fixture
-def runtime(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "run"
-    path.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
-    return path / "huptime"
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])

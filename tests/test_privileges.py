@@ -43,14 +43,6 @@ RESTARTS = 4
 NOBODY = "nobody"
 
 
-@pytest.fixture
-def runtime(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "run"
-    path.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
-    return path / "huptime"
-
-
 @pytest.fixture(scope="module")
 def nobody() -> pwd.struct_passwd:
     try:

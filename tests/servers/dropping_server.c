@@ -61,14 +61,7 @@ int main(int argc, char **argv)
     pthread_attr_init(&detached);
     pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
     for (;;) {
-        int conn = accept(listener, NULL, NULL);
-        if (conn < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            perror("accept");
-            usleep(10000);
-            continue;
-        }
+        int conn = accept_client(listener);
         pthread_t thread;
         if (pthread_create(&thread, &detached, serve_connection, (void *)(long)conn) != 0)
             close(conn);

@@ -45,14 +45,7 @@ int main(int argc, char **argv)
     int listener = listen_on(argv[1], BACKLOG);
     long self = (long)getpid();
     for (;;) {
-        int conn = accept(listener, NULL, NULL);
-        if (conn < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            perror("accept");
-            usleep(10000); /* never spin, e.g. on EMFILE */
-            continue;
-        }
+        int conn = accept_client(listener);
         pid_t child = fork();
         if (child == 0)
             serve_in_child(listener, conn, self);

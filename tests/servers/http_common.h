@@ -1,7 +1,8 @@
 /*
- * What the C test servers share (cserver.c, fork_server.c,
- * keepalive_server.c): the behaviour file, the listener (TCP port on 127.0.0.1 or a
- * Unix socket path), reading a request head, writing a reply, the body.
+ * What the C test servers share (cserver.c, fork_server.c, keepalive_server.c,
+ * rawsock_server.c, reexec_server.c, dropping_server.c): the behaviour file, the
+ * listener (TCP port on 127.0.0.1 or a Unix socket path), accepting, reading a
+ * request head, writing a reply, the body.
  *
  * Every function is `static inline` so a server that does not use one gets no warning.
  */
@@ -91,6 +92,22 @@ static inline int listen_on(const char *where, int backlog)
     }
     fflush(stdout);
     return fd;
+}
+
+/* accept() until it gives a client: a signal, or a client gone meanwhile, is tried
+ * again at once; any other error is printed and tried again 10 ms later (never
+ * spin, e.g. on EMFILE). */
+static inline int accept_client(int listener)
+{
+    for (;;) {
+        int conn = accept(listener, NULL, NULL);
+        if (conn >= 0)
+            return conn;
+        if (errno != EINTR && errno != ECONNABORTED) {
+            perror("accept");
+            usleep(10000);
+        }
+    }
 }
 
 /* Read a request head into buf (NUL-terminated); 0 on success, -1 if incomplete. */
