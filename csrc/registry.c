@@ -40,8 +40,12 @@ void reg_listener_add(int fd, int nonblock)
 
 void reg_set_program_nonblock(int fd, int on)
 {
-    if (tracked(fd))
-        reg_listener_bits[fd] = (uint8_t)((reg_listener_bits[fd] & ~1) | (on != 0));
+    if (!tracked(fd))
+        return;
+    if (on) /* atomically: take() rewrites the other bits of the byte meanwhile */
+        __atomic_fetch_or(&reg_listener_bits[fd], (uint8_t)1, __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_and(&reg_listener_bits[fd], (uint8_t)~1, __ATOMIC_RELAXED);
 }
 
 int reg_handed_over(int *out)

@@ -77,9 +77,14 @@ static inline int reg_wait_hint(int fd)
 }
 static inline void reg_set_wait_hint(int fd, int n)
 {
-    if (reg_tracked(fd))
-        __atomic_store_n(&reg_listener_bits[fd],
-                         (uint8_t)((reg_listener_bits[fd] & 1) | (n & 15) << 1), __ATOMIC_RELAXED);
+    if (!reg_tracked(fd))
+        return;
+    /* Bit 0 is the program's choice, set by other threads (F_SETFL): kept as it is. */
+    uint8_t old = __atomic_load_n(&reg_listener_bits[fd], __ATOMIC_RELAXED), want;
+    do
+        want = (uint8_t)((old & 1) | (n & 15) << 1);
+    while (old != want && !__atomic_compare_exchange_n(&reg_listener_bits[fd], &old, want, 1,
+                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 }
 /* What a restart passes: the FD_LISTENER and FD_DGRAM descriptors. out gets the
  * first HANDOFF_MAX_FDS by number; returns how many there are, which may be more. */
