@@ -44,4 +44,8 @@ void real_init(void)
     RESOLVE(recvmsg);
     RESOLVE(execve);
     RESOLVE(execvpe);
+    RESOLVE(setuid);
+    RESOLVE(seteuid);
+    RESOLVE(setreuid);
+    RESOLVE(setresuid);
 }

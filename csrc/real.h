@@ -45,6 +45,10 @@ struct real_libc {
     ssize_t (*recvmsg)(int, struct msghdr *, int);
     int (*execve)(const char *, char *const[], char *const[]);
     int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*setuid)(uid_t);
+    int (*seteuid)(uid_t);
+    int (*setreuid)(uid_t, uid_t);
+    int (*setresuid)(uid_t, uid_t, uid_t);
 };
 
 extern struct real_libc real __attribute__((visibility("hidden")));
