@@ -170,19 +170,29 @@ void huptime_put_pid(char *slot, long pid)
     slot[n] = '\0';
 }
 
-static const char *const handoff_keys[] = {
-    ENV_FDS "=", ENV_READY_FD "=", ENV_GENERATION "=", ENV_PENDING "=",
-    ENV_IGNORED_SIGNALS "=", ENV_PROTOCOL "=", ENV_STDIO_FDS "=", ENV_CONTROL_FD "=",
-    ENV_PID "=", NULL,
+/* The handoff variables; `start`: those that describe one start of the program
+ * (descriptor numbers, a pending restart), stale in a later image of the same
+ * process, as opposed to which process and generation it is. */
+static const struct { const char *key; int start; } handoff_keys[] = {
+    { ENV_FDS "=", 1 }, { ENV_READY_FD "=", 1 }, { ENV_PENDING "=", 1 },
+    { ENV_IGNORED_SIGNALS "=", 1 }, { ENV_PROTOCOL "=", 1 }, { ENV_STDIO_FDS "=", 1 },
+    { ENV_CONTROL_FD "=", 1 }, { ENV_REEXEC "=", 1 },
+    { ENV_GENERATION "=", 0 }, { ENV_PID "=", 0 },
 };
 
-static int is_handoff_entry(const char *entry)
+/* 1 if entry sets a handoff variable (with only_start: one of a start's). */
+static int handoff_entry(const char *entry, int only_start)
 {
-    for (int i = 0; handoff_keys[i]; i++)
-        if (strncmp(entry, handoff_keys[i], strlen(handoff_keys[i])) == 0)
+    for (size_t i = 0; i < sizeof handoff_keys / sizeof *handoff_keys; i++)
+        if ((handoff_keys[i].start || !only_start) &&
+            strncmp(entry, handoff_keys[i].key, strlen(handoff_keys[i].key)) == 0)
             return 1;
     return 0;
 }
+
+static int is_handoff_entry(const char *entry) { return handoff_entry(entry, 0); }
+
+int huptime_start_entry(const char *entry) { return handoff_entry(entry, 1); }
 
 /* Room for one added entry: a name and a list of numbers of up to 5 digits. */
 enum { ENTRY_TEXT = 64 + (HANDOFF_MAX_FDS > HANDOFF_MAX_SIGNALS ? HANDOFF_MAX_FDS : HANDOFF_MAX_SIGNALS) * 6 };

@@ -72,4 +72,9 @@ HUPTIME_API char **huptime_build_env(char *const *base, const struct handoff *h,
 HUPTIME_API char **huptime_build_env_control(char *const *base, const struct handoff *h,
                                              int control_fd, char **pid_slot);
 
+/* 1 if entry ("NAME=value") sets a handoff variable of one start of the program
+ * (every one but HUPTIME_PID and HUPTIME_GENERATION): a same-PID exec of the same
+ * generation must not pass it on (reexec.h). */
+int huptime_start_entry(const char *entry);
+
 #endif

@@ -3,6 +3,7 @@
 #include "reexec.h"
 #include "config.h"
 #include "generation.h"
+#include "handoff.h"
 #include "log.h"
 #include "protocol.h"
 #include "real.h"
@@ -32,20 +33,6 @@ static void set_cloexec(int fd, int on)
     int fl = REAL(fcntl64)(fd, F_GETFD);
     if (fl >= 0)
         REAL(fcntl64)(fd, F_SETFD, on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC);
-}
-
-/* A handoff variable of the generation's start: stale in a re-exec'd image. */
-static int dropped(const char *entry)
-{
-    static const char *const names[] = { ENV_FDS, ENV_READY_FD, ENV_PENDING,
-                                         ENV_IGNORED_SIGNALS, ENV_PROTOCOL, ENV_STDIO_FDS,
-                                         ENV_CONTROL_FD, ENV_REEXEC };
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        size_t n = strlen(names[i]);
-        if (strncmp(entry, names[i], n) == 0 && entry[n] == '=')
-            return 1;
-    }
-    return 0;
 }
 
 /* Listeners that survive the exec: the socket's blocking mode becomes the
@@ -80,7 +67,7 @@ char **reexec_prepare(char *const envp[])
     snprintf(reexec, sizeof reexec, ENV_REEXEC "=%d", snapshot_fd);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!dropped(envp[i]))
+        if (!huptime_start_entry(envp[i]))
             env[k++] = envp[i];
     env[k++] = reexec;
     if (cfg.stdio_out > 2 && log_fd > 2) {

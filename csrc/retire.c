@@ -19,13 +19,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How long a generation sent SIGTERM gets before SIGKILL. */
+#define END_GRACE_MS 5000
+
 /* SIGTERM to this process; 5 s later, if it is still here, its children (but
  * `successor`) and then itself get SIGKILL. Does not return. */
 void retire_end_self(pid_t successor)
 {
     kill(getpid(), SIGTERM);
-    struct timespec five = { 5, 0 };
-    nanosleep(&five, NULL);
+    struct timespec grace = { END_GRACE_MS / 1000, 0 };
+    nanosleep(&grace, NULL);
     log_info("generation %d did not exit on SIGTERM; sending SIGKILL", gen->number);
     children_end(successor, 0);
     kill(getpid(), SIGKILL);
@@ -203,14 +206,14 @@ void retire_rolled_back(int next, const struct successor *s)
     int held = successor_holds(s);
     if (held <= 0)
         return;
-    long t0 = now_ms(), deadline = t0 + cfg.drain_timeout_ms + 5000, step = 10;
+    long t0 = now_ms(), deadline = t0 + cfg.drain_timeout_ms + END_GRACE_MS, step = HELD_FIRST_MS;
     log_info("rollback: generation %d (pid %d) holds %d connection%s; it stops accepting and "
              "finishes %s before it ends", next, (int)s->pid, held, held == 1 ? "" : "s",
              held == 1 ? "it" : "them");
     while (held > 0 && now_ms() < deadline) {
         struct timespec pause = { 0, step * 1000000L };
         nanosleep(&pause, NULL);
-        step = step * 2 < 200 ? step * 2 : 200;
+        step = step * 2 < HELD_CHECK_MS ? step * 2 : HELD_CHECK_MS;
         held = successor_holds(s);
     }
     if (held > 0) {
