@@ -328,16 +328,18 @@ static int mapping_at(pid_t pid, unsigned long addr, char *id, size_t size)
     return r;
 }
 
-/* Whether process pid maps the file (or shared memory) `id` names. */
+/* Whether process pid maps the file (or shared memory) `id` names: 1 or 0, or -1
+ * when its maps cannot be read or are empty (it is exiting, or a zombie). */
 static int maps_id(pid_t pid, const char *id)
 {
     char path[64], line[512];
     snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
     FILE *f = fopen(path, "re");
-    int found = 0;
+    int found = 0, lines = 0;
     while (f && !found && fgets(line, sizeof line, f)) {
         unsigned long inode;
         char dev[32], have[64];
+        lines++;
         if (sscanf(line, "%*x-%*x %*s %*s %31s %lu", dev, &inode) == 2) {
             snprintf(have, sizeof have, "%s %lu", dev, inode);
             found = strcmp(have, id) == 0;
@@ -345,7 +347,27 @@ static int maps_id(pid_t pid, const char *id)
     }
     if (f)
         fclose(f);
-    return found;
+    return lines ? found : -1;
+}
+
+/* Whether pid holds the socket `inode` but does not map this instance's page:
+ * a program started by exec. One exiting (its maps go first) or between exec and
+ * closing its close-on-exec fds only looks so: the answer must hold 4 times. */
+static int stranger(pid_t pid, unsigned long inode, const char *page)
+{
+    for (int i = 0; i < 4; i++) {
+        struct socks s = { NULL, 0, 0 };
+        int holds = 0;
+        list_sockets(pid, &s);
+        for (int k = 0; k < s.n; k++)
+            holds |= s.v[k].inode == inode;
+        free(s.v);
+        if (!holds || maps_id(pid, page) != 0)
+            return 0;
+        if (i < 3)
+            usleep(20 * 1000);
+    }
+    return 1;
 }
 
 pid_t held_unfollowed_listener(int *fd)
@@ -367,17 +389,12 @@ pid_t held_unfollowed_listener(int *fd)
         return 0;
     }
     int m = process_tree(getpid(), 0, pids, MAX_PROCESSES);
-    for (int i = 1; i < m && !found; i++) { /* pids[0]: this process */
-        struct socks s = { NULL, 0, 0 };
-        list_sockets(pids[i], &s);
-        for (int k = 0; k < s.n && !found; k++)
-            for (int j = 0; j < n && !found; j++)
-                if (s.v[k].inode == inodes[j] && !maps_id(pids[i], page)) {
-                    found = pids[i];
-                    *fd = fds[j];
-                }
-        free(s.v);
-    }
+    for (int i = 1; i < m && !found; i++) /* pids[0]: this process */
+        for (int j = 0; j < n && !found; j++)
+            if (stranger(pids[i], inodes[j], page)) {
+                found = pids[i];
+                *fd = fds[j];
+            }
     free(pids);
     return found;
 }
