@@ -19,7 +19,7 @@ from support.servers import ServerUnderTest, find_nginx, make_server  # noqa: E4
 
 # The tests start servers through `python -m huptime`; a stale handoff in the
 # test process's own environment must not leak into them.
-forget_huptime_settings(keep=("HUPTIME_REQUIRE_NGINX",))
+forget_huptime_settings(keep=("HUPTIME_REQUIRE_NGINX", "HUPTIME_REQUIRE_GO"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -30,6 +30,8 @@ Examples:
   huptime --status                                 # every instance you started
   huptime --status --json python3 -m http.server 8000
   huptime --stop --timeout 30 python3 -m http.server 8000
+  huptime --listen :8080 ./static-go-server       # sockets passed, no preload
+  huptime --listen 127.0.0.1:80 --user www-data --ready notify ./server
 
 \b
 Fork mode (default): the restart starts a new process; the old one keeps
@@ -38,6 +40,11 @@ and exits. If the new one exits or is not ready within --ready-timeout,
 it is killed and the old one keeps serving.
 Exec mode (--exec): same PID; the process stops accepting, finishes its
 connections, and execs itself. Clients wait in the kernel's queue.
+Listen mode (--listen): for programs the preload cannot enter (static Go or
+musl binaries, set-user-ID programs; huptime refuses to start those without
+it). huptime holds the sockets and passes them; a restart starts the new
+version on them and, once it is ready (--ready), sends the old one
+--drain-signal (TERM) and SIGKILL after --drain-timeout.
 
 \b
 Control commands find the servers huptime started for COMMAND (as typed at
@@ -78,6 +85,31 @@ def positive_seconds(_ctx: click.Context, param: click.Parameter, value: float) 
     if not value > 0 or value > 365 * 86400:
         raise click.BadParameter(f"must be a number of seconds above 0, got {value}")
     return value
+
+
+def parse_listen(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from huptime.endpoints import EndpointError, parse
+    for value in values:
+        try:
+            parse(value)
+        except EndpointError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return values
+
+
+def parse_ready(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """auto, notify, proc or delay:SECONDS."""
+    if value in ("auto", "notify", "proc"):
+        return value
+    if value.startswith("delay:"):
+        try:
+            seconds = float(value[6:])
+        except ValueError:
+            seconds = -1.0
+        if 0 < seconds <= 3600:
+            return f"delay:{seconds:g}"
+    raise click.BadParameter(f"{value!r}: expected auto, notify, proc or delay:SECONDS "
+                             "(0 < SECONDS <= 3600)")
 
 
 def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -132,6 +164,19 @@ def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -
               help="Run N copies of the program on the same listening sockets (one accept "
                    "queue). A copy that exits is replaced (as with --revive); a restart rolls "
                    "all copies together.")
+@click.option("--listen", "listen", multiple=True, metavar="ADDR", callback=parse_listen,
+              help="Bind ADDR yourself and pass the socket to the program the systemd way "
+                   "(fd 3.., LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES) instead of preloading the "
+                   "shim: for static (Go, musl) and set-user-ID programs. ADDR: 127.0.0.1:8080, "
+                   "[::1]:8080, :8080, unix:/PATH, unix:@NAME, NAME=ADDR. Repeatable.")
+@click.option("--ready", "ready", default="auto", show_default=True, metavar="HOW",
+              callback=parse_ready,
+              help="--listen: when a new generation is ready: notify (READY=1 on its "
+                   "NOTIFY_SOCKET), proc (a thread waits on a passed socket, seen in /proc), "
+                   "delay:SECONDS (alive that long), auto (notify or proc, whichever first).")
+@click.option("--user", "user", default=None, metavar="USER[:GROUP]",
+              help="--listen, as root: bind first (ports below 1024), then run the program "
+                   "as USER with its groups.")
 @click.option("--debug", is_flag=True, help="PID-tagged debug lines from the shim on stderr.")
 @click.option("--restart", "do_restart", is_flag=True,
               help="Restart the running COMMAND and wait for the outcome: exit 0 once the new "
@@ -153,7 +198,8 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
             ready_timeout: float, drain_timeout: float, drain_idle: float,
             drain_signal: int | None, backlog: int, check: str | None, wait: bool,
             unlink: tuple[str, ...],
-            revive: bool, multi: int, debug: bool, do_restart: bool, do_status: bool, do_stop: bool,
+            revive: bool, multi: int, listen: tuple[str, ...], ready: str, user: str | None,
+            debug: bool, do_restart: bool, do_status: bool, do_stop: bool,
             timeout: float | None, as_json: bool, command: tuple[str, ...]) -> None:
     """Run COMMAND so that it can be restarted without losing a connection.
 
@@ -180,6 +226,17 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         raise click.UsageError("--drain-signal must differ from the restart signal (--signal)")
     if check is not None and (not check.strip() or "\0" in check):
         raise click.UsageError("--check needs a shell command")
+    if listen:
+        for option in ("exec_mode", "check", "wait", "unlink", "drain_idle"):
+            if ctx.get_parameter_source(option) != click.core.ParameterSource.DEFAULT:
+                name = next(p.opts[0] for p in ctx.command.params if p.name == option)
+                raise click.UsageError(f"{name} does not apply to --listen: the program runs "
+                                       "without the shim")
+    else:
+        for name, given in (("--ready", ctx.get_parameter_source("ready")
+                             != click.core.ParameterSource.DEFAULT), ("--user", user is not None)):
+            if given:
+                raise click.UsageError(f"{name} goes with --listen")
     settings = Settings(
         mode="exec" if exec_mode else "fork",
         signal=signal_number,
@@ -194,6 +251,9 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         wait=wait,
         revive=revive,
         multi=multi,
+        listen=listen,
+        ready=ready,
+        user=user or "",
     )
     launch(list(command), settings)
 

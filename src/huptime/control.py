@@ -55,10 +55,10 @@ def restart(inst: Instance, timeout: float | None) -> str:
         if record.get("mode") == "exec":
             timeout += float(record.get("drain_timeout", 300))
     offset = events_size(inst.path)
-    if copies > 1:
+    if copies > 1 or record.get("mode") == "listen":
         keeper = supervisor_pid(inst)
         if keeper is None:
-            raise HuptimeError("the --multi supervisor is gone")
+            raise HuptimeError("the supervisor is gone")
         target, pidfd = keeper, open_verified(keeper, inst.path / RECORD)
     else:
         target, pidfd = gen.pid, open_verified(gen.pid, gen.page)

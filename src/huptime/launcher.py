@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from huptime import HuptimeError, protocol, record
+from huptime.program import preload_refusal
 
 SHIM_NAME = "libhuptime.so"
 
@@ -42,6 +43,9 @@ class Settings:
     backlog: int = 511            # listen queues at least this long (BACKLOG_DEFAULT); 0: as asked
     revive: bool = False          # a supervisor starts the program again when it exits
     multi: int = 1                # copies of the program on the same listeners
+    listen: tuple[str, ...] = ()  # --listen ADDR: huptime binds, passes the sockets (activation.py)
+    ready: str = "auto"           # --listen readiness: auto, notify, proc or delay:SECONDS
+    user: str = ""                # --listen: run the program as USER[:GROUP]
 
 
 def shim_path() -> Path:
@@ -104,10 +108,10 @@ def record_instance(command: list[str], program: str, settings: Settings,
     still runs, only --status/--restart/--stop cannot see it."""
     try:
         path = record.new_instance(command, os.path.abspath(program), {
-            "mode": settings.mode, "signal": settings.signal,
+            "mode": "listen" if settings.listen else settings.mode, "signal": settings.signal,
             "ready_timeout": settings.ready_timeout, "drain_timeout": settings.drain_timeout,
             **({"supervisor": os.getpid(), "copies": settings.multi}
-               if settings.revive or settings.multi > 1 else {}),
+               if settings.revive or settings.multi > 1 or settings.listen else {}),
         }, os.getpid())
     except (HuptimeError, OSError) as exc:
         print(f"huptime: warning: no instance record ({exc}): --status, --restart and "
@@ -116,10 +120,38 @@ def record_instance(command: list[str], program: str, settings: Settings,
     env[protocol.ENV_CONTROL] = str(path)
 
 
+def listen(command: list[str], program: str, settings: Settings) -> int:
+    """--listen: bind, then run the program with the sockets passed (activation.py)."""
+    from huptime import activation, endpoints
+    user = activation.resolve_user(settings.user) if settings.user else None
+    if user is not None and os.geteuid() != 0:
+        raise HuptimeError(f"--user {settings.user} needs huptime to run as root (it binds, "
+                           "then runs the program as that user)", 2)
+    sockets = activation.systemd_sockets()
+    for text in settings.listen:
+        endpoint = endpoints.parse(text)
+        try:
+            sock = endpoints.bind(endpoint, settings.backlog or protocol.BACKLOG_DEFAULT)
+        except OSError as exc:
+            raise HuptimeError(f"--listen {text}: cannot listen on {endpoint.describe()}: "
+                               f"{exc.strerror or exc}", 1) from None
+        sockets.append((sock.detach(), endpoint.name, endpoint.describe()))
+    env = {k: v for k, v in os.environ.items() if k not in STRIPPED_VARS}
+    record_instance(command, program, settings, env)
+    return activation.activate(program, command, env, settings, sockets, user)
+
+
 def launch(command: list[str], settings: Settings) -> None:
     """Replace this process with the command under the shim; returns only by raising."""
-    shim = shim_path()
     program = resolve_command(command[0], os.environ.get("PATH"))
+    if settings.listen:
+        raise SystemExit(listen(command, program, settings))
+    why = preload_refusal(program, os.environ.get("PATH"))
+    if why:
+        raise HuptimeError(f"cannot run {command[0]} under huptime's preload: {why}. Run it "
+                           "with --listen ADDR instead: huptime binds the sockets and passes "
+                           "them (LISTEN_FDS, systemd style); nothing was started", 2)
+    shim = shim_path()
     env = build_env(dict(os.environ), settings, shim, os.getpid())
     record_instance(command, program, settings, env)
     if settings.revive or settings.multi > 1:

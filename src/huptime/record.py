@@ -169,9 +169,12 @@ def load(path: Path) -> Instance | None:
     if not isinstance(record, dict) or record.get("version") != 1:
         return None
     inst = Instance(path, record)
+    # --listen: the supervisor maps the pages of the programs it passes sockets to.
+    keeper = record.get("supervisor") if record.get("mode") == "listen" else None
     for page_path in sorted(path.glob("gen-*")):
         page = read_page(page_path)
-        if page is not None and live_pid(page.leader) and maps_file(page.leader, page_path):
+        if page is not None and live_pid(page.leader) and maps_file(
+                keeper if isinstance(keeper, int) else page.leader, page_path):
             inst.generations.append(Generation(
                 page.number, page.leader, protocol.state_name(page.state), max(page.conns, 0),
                 protocol.listeners(page), page.started_ms / 1000, page_path))
