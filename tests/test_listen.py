@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from support.build import build_c, free_port
+from support.build import build_c
 from support.huptime import clean_env, run_huptime, status_json
 from support.load import LoadRunner, run_load
 from support.proc import live_descendants

@@ -16,18 +16,18 @@ by this process, the supervisor: --restart and --stop signal this process.
 from __future__ import annotations
 
 import fcntl
-import mmap
 import os
 import pwd
 import select
 import signal as signals
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
 
-from huptime import HuptimeError, protocol, readiness
+from huptime import protocol, readiness
 from huptime.launcher import Settings
+from huptime.procfs import descendants
+from huptime.record import Page
 from huptime.supervisor import (BACKOFF_FIRST, BACKOFF_MAX, RESET_SIGNALS, STABLE_AFTER,
                                 describe_exit, log, pin_record)
 
@@ -37,55 +37,9 @@ ROLLBACK_GRACE = 5.0
 MAX_TREE = 10_000  # processes looked at below one start  # a generation stopped before it served: SIGTERM, then SIGKILL
 
 
-def descendants(pid: int) -> list[int]:
-    """pid and every process below it (/proc/PID/task/*/children)."""
-    found, todo = [], [pid]
-    while todo and len(found) < MAX_TREE:
-        p = todo.pop()
-        found.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return found
-
-
 def exit_status(status: int) -> int:
     """A wait status as a shell reports it: the code, or 128 + the signal."""
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
-class Page:
-    """A generation's page in the instance record (struct gen_page), written here
-    and kept mapped, so the control commands find this process as its leader."""
-
-    def __init__(self, directory: str, number: int, leader: int, listeners: str) -> None:
-        self.path = os.path.join(directory, f"gen-{number}")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.ftruncate(fd, protocol.GEN_PAGE_SIZE)
-            self.map = mmap.mmap(fd, protocol.GEN_PAGE_SIZE)
-        finally:
-            os.close(fd)
-        page = protocol.ffi.from_buffer("struct gen_page *", self.map)
-        page.number, page.leader, page.ready = number, leader, 1
-        page.started_ms = int(time.time() * 1000)
-        page.listeners = listeners.encode()[:protocol.GEN_LISTENERS_SIZE - 1]
-        page.version = protocol.GEN_PAGE_VERSION
-        self.page = page
-
-    def set_state(self, state: int) -> None:
-        self.page.state = state
-
-    def remove(self) -> None:
-        self.page = None
-        self.map.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
 
 
 @dataclass
@@ -411,48 +365,6 @@ class Activation:
             self.reap()
             self.on_timers()
         return self.status
-
-
-def resolve_user(spec: str) -> pwd.struct_passwd:
-    """USER[:GROUP] for --user: the account, with GROUP as its primary group if given."""
-    name, _, group = spec.partition(":")
-    try:
-        account = pwd.getpwnam(name) if not name.isdigit() else pwd.getpwuid(int(name))
-    except KeyError:
-        raise HuptimeError(f"--user {spec}: no such user", 2) from None
-    if group:
-        import grp
-        try:
-            gid = grp.getgrnam(group).gr_gid if not group.isdigit() else int(group)
-        except KeyError:
-            raise HuptimeError(f"--user {spec}: no such group {group!r}", 2) from None
-        account = pwd.struct_passwd((*account[:3], gid, *account[4:]))
-    return account
-
-
-def systemd_sockets() -> list[tuple[int, str, str]]:
-    """Sockets systemd passed to huptime itself (LISTEN_PID is this process): passed on."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
-        return []
-    try:
-        count = int(os.environ.get("LISTEN_FDS", "0"))
-    except ValueError:
-        return []
-    names = os.environ.get("LISTEN_FDNAMES", "").split(":")
-    found = []
-    for i in range(count):
-        fd = FIRST_FD + i
-        try:
-            sock = socket.socket(fileno=os.dup(fd))
-            where = sock.getsockname()
-            sock.close()
-        except OSError:
-            continue
-        text = where if isinstance(where, str) else f"{where[0]}:{where[1]}"
-        found.append((fd, names[i] if i < len(names) and names[i] else "unknown", str(text)))
-    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
-        os.environ.pop(name, None)
-    return found
 
 
 def activate(program: str, command: list[str], env: dict[str, str], settings: Settings,

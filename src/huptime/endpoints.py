@@ -14,7 +14,8 @@ import stat
 from dataclasses import dataclass
 
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
+UNIX_PATH_MAX = 107
+SD_LISTEN_FDS_START = 3  # where passed sockets begin  # sun_path holds 108 bytes with its NUL
 
 
 class EndpointError(ValueError):
@@ -122,3 +123,28 @@ def _bind(family: int, address: object, backlog: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def systemd_sockets() -> list[tuple[int, str, str]]:
+    """Sockets systemd passed to huptime itself (LISTEN_PID is this process): passed on."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    names = os.environ.get("LISTEN_FDNAMES", "").split(":")
+    found = []
+    for i in range(count):
+        fd = SD_LISTEN_FDS_START + i
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+            where = sock.getsockname()
+            sock.close()
+        except OSError:
+            continue
+        text = where if isinstance(where, str) else f"{where[0]}:{where[1]}"
+        found.append((fd, names[i] if i < len(names) and names[i] else "unknown", str(text)))
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    return found

@@ -8,6 +8,7 @@ explained in docs/protocol.md.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import sys
@@ -120,14 +121,31 @@ def record_instance(command: list[str], program: str, settings: Settings,
     env[protocol.ENV_CONTROL] = str(path)
 
 
+def resolve_user(spec: str) -> pwd.struct_passwd:
+    """USER[:GROUP] for --user: the account, with GROUP as its primary group if given."""
+    name, _, group = spec.partition(":")
+    try:
+        account = pwd.getpwnam(name) if not name.isdigit() else pwd.getpwuid(int(name))
+    except KeyError:
+        raise HuptimeError(f"--user {spec}: no such user", 2) from None
+    if group:
+        import grp
+        try:
+            gid = grp.getgrnam(group).gr_gid if not group.isdigit() else int(group)
+        except KeyError:
+            raise HuptimeError(f"--user {spec}: no such group {group!r}", 2) from None
+        account = pwd.struct_passwd((*account[:3], gid, *account[4:]))
+    return account
+
+
 def listen(command: list[str], program: str, settings: Settings) -> int:
     """--listen: bind, then run the program with the sockets passed (activation.py)."""
     from huptime import activation, endpoints
-    user = activation.resolve_user(settings.user) if settings.user else None
+    user = resolve_user(settings.user) if settings.user else None
     if user is not None and os.geteuid() != 0:
         raise HuptimeError(f"--user {settings.user} needs huptime to run as root (it binds, "
                            "then runs the program as that user)", 2)
-    sockets = activation.systemd_sockets()
+    sockets = endpoints.systemd_sockets()
     for text in settings.listen:
         endpoint = endpoints.parse(text)
         try:

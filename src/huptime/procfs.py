@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
+MAX_TREE = 10_000  # processes looked at below one process (descendants)
+
 
 def live_pid(pid: int) -> bool:
     """A live process, of any user (a zombie counts as gone). Whose it is decides
@@ -97,3 +99,18 @@ def become_subreaper() -> str | None:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         return os.strerror(ctypes.get_errno())
     return None
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it (/proc/PID/task/*/children)."""
+    found, todo = [], [pid]
+    while todo and len(found) < MAX_TREE:
+        p = todo.pop()
+        found.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return found

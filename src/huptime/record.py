@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import mmap
 import os
 import shutil
 import signal as signals
@@ -335,3 +336,34 @@ def members(inst: Instance) -> list[int]:
     """Every process that maps one of the instance's pages: its generations'
     leaders and their workers."""
     return mapping_any(inst.path.glob("gen-*"))
+
+
+class Page:
+    """A generation's page in the instance record (struct gen_page), written here
+    and kept mapped, so the control commands find this process as its leader."""
+
+    def __init__(self, directory: str, number: int, leader: int, listeners: str) -> None:
+        self.path = os.path.join(directory, f"gen-{number}")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, protocol.GEN_PAGE_SIZE)
+            self.map = mmap.mmap(fd, protocol.GEN_PAGE_SIZE)
+        finally:
+            os.close(fd)
+        page = protocol.ffi.from_buffer("struct gen_page *", self.map)
+        page.number, page.leader, page.ready = number, leader, 1
+        page.started_ms = int(time.time() * 1000)
+        page.listeners = listeners.encode()[:protocol.GEN_LISTENERS_SIZE - 1]
+        page.version = protocol.GEN_PAGE_VERSION
+        self.page = page
+
+    def set_state(self, state: int) -> None:
+        self.page.state = state
+
+    def remove(self) -> None:
+        self.page = None
+        self.map.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
