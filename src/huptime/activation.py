@@ -32,7 +32,7 @@ from huptime.supervisor import (BACKOFF_FIRST, BACKOFF_MAX, RESET_SIGNALS, STABL
                                 describe_exit, log, pin_record)
 
 FIRST_FD = 3  # SD_LISTEN_FDS_START
-TICK = 0.02   # how often /proc is looked at while a generation starts
+TICKS = (0.5, 0.005, 0.02)  # /proc is looked at every 5 ms in a start's first 0.5 s, then 20 ms
 ROLLBACK_GRACE = 5.0
 MAX_TREE = 10_000  # processes looked at below one start  # a generation stopped before it served: SIGTERM, then SIGKILL
 
@@ -316,7 +316,8 @@ class Activation:
     def due(self) -> float | None:
         now, times = time.monotonic(), []
         if self.starting is not None:
-            times.append(now + TICK)
+            early, fast, slow = TICKS
+            times.append(now + (fast if now - self.starting.started < early else slow))
         for gen in (self.serving, self.starting):
             times += [c.revive_at for c in (gen.copies if gen else []) if c.revive_at is not None]
         times += [g.stop_at for g in self.stopped if g.stop_at is not None]
