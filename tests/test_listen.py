@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from support.build import build_c
+from support.build import build_c, root_only_port
 from support.huptime import clean_env, run_huptime, status_json
 from support.load import LoadRunner, run_load
 from support.proc import live_descendants
@@ -234,17 +234,6 @@ def test_multi_copies_and_revive(listening, port):
     served.stop()
 
 
-def privileged_port() -> int:
-    for candidate in range(1023, 900, -1):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", candidate))
-                return candidate
-            except OSError:
-                continue
-    pytest.skip("no free port below 1024")
-
-
 @pytest.fixture
 def public_copy(go_server):
     """The Go server copied where user nobody may run it (the test's own directories
@@ -262,7 +251,9 @@ def public_copy(go_server):
 def test_user_runs_the_program_unprivileged_on_a_privileged_port(listening, public_copy):
     if os.geteuid() != 0:
         pytest.skip("--user needs root")
-    port = privileged_port()
+    port = root_only_port(0)
+    if not port:
+        pytest.skip("every port may be bound without root here")
     served = listening(["--listen", f"127.0.0.1:{port}", "--user", "nobody"],
                        program=public_copy)
     result = run_load(port, clients=2, max_requests=10)

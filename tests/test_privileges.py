@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,7 +27,7 @@ from cffi import FFI
 
 from huptime import protocol
 from huptime.launcher import shim_path
-from support.build import build_c
+from support.build import build_c, root_only_port
 from support.huptime import status_json
 from support.huptime import run_huptime as control
 from support.load import LoadRunner
@@ -67,21 +65,6 @@ def dropping_server(nobody) -> Path:
         yield binary
     finally:
         shutil.rmtree(where, ignore_errors=True)
-
-
-def root_only_port(fallback: int) -> int:
-    """A free port that only root may bind, so a new generation that runs as nobody
-    serves it only through the inherited listener; `fallback` where every port is
-    free to bind (net.ipv4.ip_unprivileged_port_start 0)."""
-    start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
-    for candidate in random.sample(range(max(start // 2, 1), start), min(start // 2, 200)):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", candidate))
-                return candidate
-            except OSError:
-                continue
-    return fallback
 
 
 def uid_of(pid: int) -> int:

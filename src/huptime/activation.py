@@ -28,8 +28,8 @@ from huptime import protocol, readiness
 from huptime.launcher import Settings
 from huptime.procfs import descendants
 from huptime.record import Page
-from huptime.supervisor import (BACKOFF_FIRST, BACKOFF_MAX, RESET_SIGNALS, STABLE_AFTER,
-                                describe_exit, log, pin_record)
+from huptime.supervisor import (BACKOFF_FIRST, BACKOFF_MAX, STABLE_AFTER, describe_exit,
+                                exec_child, log, pin_record)
 
 FIRST_FD = 3  # SD_LISTEN_FDS_START
 TICKS = (0.5, 0.005, 0.02)  # /proc is looked at every 5 ms in a start's first 0.5 s, then 20 ms
@@ -118,12 +118,7 @@ class Activation:
 
     def exec_child(self, env: dict[str, str]) -> None:
         """In the forked child: the sockets at 3.., the user, then exec; never returns."""
-        try:
-            signals.set_wakeup_fd(-1)
-            for sig in (signals.SIGCHLD, signals.SIGTERM, signals.SIGINT, self.settings.signal,
-                        *(getattr(signals, n) for n in RESET_SIGNALS)):
-                signals.signal(sig, signals.SIG_DFL)
-            signals.pthread_sigmask(signals.SIG_SETMASK, [])
+        def prepare() -> None:
             above = FIRST_FD + len(self.fds)  # copies up there first: none is overwritten
             high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, above) for fd in self.fds]
             for i, fd in enumerate(high):
@@ -134,12 +129,7 @@ class Activation:
                 os.initgroups(self.user.pw_name, self.user.pw_gid)
                 os.setgid(self.user.pw_gid)
                 os.setuid(self.user.pw_uid)
-            os.execve(self.program, self.command, env)
-        except BaseException as exc:  # noqa: BLE001 - nothing may escape a forked child
-            try:
-                log(f"cannot start {self.command[0]}: {exc}")
-            finally:
-                os._exit(127)
+        exec_child(self.program, self.command, env, self.settings.signal, prepare)
 
     def start_generation(self) -> Generation:
         self.number += 1

@@ -26,7 +26,9 @@ import signal as signals
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from huptime import protocol
 from huptime.launcher import Settings
@@ -48,6 +50,26 @@ def describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"was killed by signal {os.WTERMSIG(status)}"
     return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+
+def exec_child(program: str, command: list[str], env: dict[str, str], restart_signal: int,
+               prepare: Callable[[], None]) -> NoReturn:
+    """In a child just forked by a supervisor: the signals as the program expects
+    them (default actions, nothing blocked), prepare(), exec; never returns (127 and
+    one line if the exec or prepare fails)."""
+    try:
+        signals.set_wakeup_fd(-1)
+        for name in ("SIGCHLD", "SIGTERM", "SIGINT", *RESET_SIGNALS):
+            signals.signal(getattr(signals, name), signals.SIG_DFL)
+        signals.signal(restart_signal, signals.SIG_DFL)
+        signals.pthread_sigmask(signals.SIG_SETMASK, [])
+        prepare()
+        os.execve(program, command, env)
+    except BaseException as exc:  # noqa: BLE001 - nothing may escape a forked child
+        try:
+            log(f"cannot start {command[0]}: {exc}")
+        finally:
+            os._exit(127)
 
 
 @dataclass
@@ -94,21 +116,11 @@ class Supervisor:
             env[protocol.ENV_SLOT] = str(slot.number)
         pid = os.fork()
         if pid == 0:  # the child: only exec from here
-            try:
-                signals.set_wakeup_fd(-1)
-                for name in ("SIGCHLD", "SIGTERM", "SIGINT", *RESET_SIGNALS):
-                    signals.signal(getattr(signals, name), signals.SIG_DFL)
-                signals.signal(self.restart_signal, signals.SIG_DFL)
-                signals.pthread_sigmask(signals.SIG_SETMASK, [])
+            def prepare() -> None:
                 for fd in self.listeners:
                     os.set_inheritable(fd, True)
                 env[protocol.ENV_PID] = str(os.getpid())
-                os.execve(self.program, self.command, env)
-            except BaseException as exc:  # noqa: BLE001 - nothing may escape a forked child
-                try:
-                    log(f"cannot start {self.command[0]}: {exc}")
-                finally:
-                    os._exit(127)
+            exec_child(self.program, self.command, env, self.restart_signal, prepare)
         slot.leader = pid
         slot.generation = generation
         slot.started = time.monotonic()

@@ -14,31 +14,13 @@ import socket
 import socketserver
 import sys
 import threading
-import time
 
-import common
+from threaded_server import Handler
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = False  # server_close() waits for the requests it took
     block_on_close = True
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    timeout = 10.0
-
-    def do_GET(self) -> None:
-        delay, status, body = common.route(self.requestline.encode("latin-1"))
-        time.sleep(delay)
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args) -> None:
-        pass
 
 
 def main() -> None:

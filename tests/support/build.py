@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 from collections.abc import Sequence
@@ -51,3 +52,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def root_only_port(fallback: int) -> int:
+    """A free port that only root may bind, so a new generation that runs as nobody
+    serves it only through the inherited listener; `fallback` where every port is
+    free to bind (net.ipv4.ip_unprivileged_port_start 0)."""
+    start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    for candidate in random.sample(range(max(start // 2, 1), start), min(start // 2, 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+                return candidate
+            except OSError:
+                continue
+    return fallback
