@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -300,3 +301,47 @@ def test_a_first_start_that_fails_ends_huptime_with_its_status(go_server, tmp_pa
     assert done.returncode == 3, done
     assert "generation 1 (pid" in done.stderr and "exited with status 3" in done.stderr, done
     assert not live_descendants()
+
+
+def test_sockets_systemd_passed_to_huptime_are_passed_on(xprocess, go_server, port):
+    """systemd's own systemd-socket-activate starts huptime with LISTEN_FDS: that
+    socket goes first (fd 3, the one the Go server takes), --listen's after it."""
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        pytest.skip("systemd-socket-activate is not installed (Debian: systemd)")
+    from support.served import XprocessStarter
+    other = root_only_port(0) or port + 1
+    served = Listening(XprocessStarter(xprocess, "socket-activate"), [str(go_server)],
+                       options=["--listen", f"extra=127.0.0.1:{other}"],
+                       wrapper=[activate, "-l", f"127.0.0.1:{port}", "--fdname=web"])
+    first = []  # systemd-socket-activate execs huptime on the first connection only
+    poke = threading.Thread(target=lambda: first.append(wait_for(
+        lambda: run_load(port, clients=1, max_requests=1, timeout=30).ok, 30, "first reply")))
+    poke.start()
+    served.start()
+    poke.join(60)
+    assert first == [1]
+    program = int(re.search(r"generation 1 serving \(pid (\d+)", served.log()).group(1))
+    environ = dict(line.split("=", 1) for line in
+                   Path(f"/proc/{program}/environ").read_text().split("\0") if "=" in line)
+    assert environ["LISTEN_FDS"] == "2" and environ["LISTEN_FDNAMES"] == "web:extra", environ
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 20)
+        for _ in range(3):
+            served.restart()
+            load.wait_until(lambda r: r.saw(f"gen={served.generation}"))
+    assert load.result.failed == 0, load.result.summary()
+    served.stop()
+
+
+def test_an_old_generation_that_ignores_the_drain_signal_is_killed_after_drain_timeout(
+        listening, port):
+    served = listening(["--listen", f"127.0.0.1:{port}", "--drain-signal", "WINCH",
+                        "--drain-timeout", "1"])
+    old = int(re.search(r"generation 1 serving \(pid (\d+)", served.log()).group(1))
+    served.restart()
+    served.wait_log(r"generation 2 serving; generation 1 gets SIGWINCH")
+    served.wait_log(r"generation 1 still runs after its time; SIGKILL", timeout=10)
+    wait_for(lambda: not os.path.exists(f"/proc/{old}"), 10, f"pid {old} gone")
+    assert run_load(port, clients=1, max_requests=3).saw("gen=2")
+    served.stop()
