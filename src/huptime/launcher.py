@@ -112,7 +112,8 @@ def record_instance(command: list[str], program: str, settings: Settings,
             "mode": "listen" if settings.listen else settings.mode, "signal": settings.signal,
             "ready_timeout": settings.ready_timeout, "drain_timeout": settings.drain_timeout,
             **({"supervisor": os.getpid(), "copies": settings.multi}
-               if settings.revive or settings.multi > 1 or settings.listen else {}),
+               if settings.revive or settings.multi > 1 or settings.listen or os.getpid() == 1
+               else {}),
         }, os.getpid())
     except (HuptimeError, OSError) as exc:
         print(f"huptime: warning: no instance record ({exc}): --status, --restart and "
@@ -172,7 +173,7 @@ def launch(command: list[str], settings: Settings) -> None:
     shim = shim_path()
     env = build_env(dict(os.environ), settings, shim, os.getpid())
     record_instance(command, program, settings, env)
-    if settings.revive or settings.multi > 1:
+    if settings.revive or settings.multi > 1 or os.getpid() == 1:
         from huptime.supervisor import supervise
         raise SystemExit(supervise(program, command, env, settings))
     # Python ignores these at start and exec keeps ignored signals: the program must not.

@@ -1,5 +1,12 @@
-"""--revive and --multi: stay as the program's parent, hold its listeners, start it
-again when it exits, run several copies on the same listeners.
+"""--revive, --multi and PID 1: stay as the program's parent, hold its listeners, start
+it again when it exits, run several copies on the same listeners.
+
+As the first process of a PID namespace (a container's entrypoint) huptime always
+supervises, --revive or not: in fork mode the first generation's leader exits at the
+first restart, and the end of a namespace's PID 1 kills everything in it. There the
+supervisor stays PID 1 for the container's life, reaps the orphans the kernel gives
+it, passes SIGTERM/SIGINT on as a graceful stop, and without --revive exits with the
+program's status when the program ends on its own.
 
 The supervisor starts the program with one end of a seqpacket socketpair in
 HUPTIME_SUPERVISOR_FD. Each generation's leader, once ready, sends "serving N PID SLOT"
@@ -194,10 +201,18 @@ class Supervisor:
             self.debug(f"generation {slot.generation} (pid {pid}) exited with status 0 before "
                        f"it was ready; waiting up to {wait:g} s for a daemonized child to report")
             return
-        self.schedule_revive(slot, pid, describe_exit(status), ran)
+        self.schedule_revive(slot, pid, describe_exit(status), ran, status)
 
-    def schedule_revive(self, slot: Slot, pid: int, how: str, ran: float) -> None:
+    def schedule_revive(self, slot: Slot, pid: int, how: str, ran: float, status: int = 0) -> None:
         slot.await_until = None
+        if not (self.settings.revive or self.settings.multi > 1):  # PID 1: the program's end
+            log(f"generation {slot.generation} (pid {pid}) {how} after {ran:.1f} s; stopping "
+                "(huptime is PID 1 and stays until the program ends; --revive starts it again)")
+            self.status = (os.waitstatus_to_exitcode(status) if os.WIFEXITED(status)
+                           else 128 + os.WTERMSIG(status))
+            self.stopping = True
+            self.send(signals.SIGTERM, everyone=True)
+            return
         slot.delay = BACKOFF_FIRST if ran >= STABLE_AFTER else slot.delay
         log(f"{slot.log_prefix()} generation {slot.generation} (pid {pid}) {how} "
             f"after {ran:.1f} s; starting generation {slot.generation + 1} in {slot.delay:g} s"
