@@ -86,8 +86,9 @@ void inherit_settle(void)
     int left = inherit_unclaimed();
     if (left > 0)
         log_info("generation %d: %d inherited listener%s not bound by the program within "
-                 "%d ms; closing %s", gen->number, left, left == 1 ? "" : "s", CLAIM_GRACE_MS,
-                 left == 1 ? "it" : "them");
+                 "%d ms; %s", gen->number, left, left == 1 ? "" : "s", CLAIM_GRACE_MS,
+                 gen->number == 1 ? "left open and unused (passed by socket activation)"
+                                  : left == 1 ? "closing it" : "closing them");
 }
 
 int inherit_protects_path(int dirfd, const char *path)
@@ -119,10 +120,12 @@ int inherit_protects_path(int dirfd, const char *path)
     return 0;
 }
 
+/* Generation 1's inherited sockets came from socket activation (systemd's, which
+ * keeps its own copies): the ones the program did not bind stay open, unused. */
 void inherit_close_unclaimed(void)
 {
     if (__atomic_load_n(&unclaimed_closed, __ATOMIC_RELAXED) || !gen_is_ready() ||
-        __atomic_exchange_n(&unclaimed_closed, 1, __ATOMIC_SEQ_CST))
+        __atomic_exchange_n(&unclaimed_closed, 1, __ATOMIC_SEQ_CST) || gen->number == 1)
         return;
     for (int i = 0; i < cfg.n_inherited; i++)
         if (cfg.inherited[i] >= 0) {

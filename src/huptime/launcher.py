@@ -100,7 +100,21 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
         env[protocol.ENV_DRAIN_SIGNAL] = str(settings.drain_signal)
     if settings.check:
         env[protocol.ENV_CHECK] = settings.check
+    adopt_activated(env, pid)
     return env
+
+
+def adopt_activated(env: dict[str, str], pid: int) -> None:
+    """Socket activation: sockets systemd passed to this process (LISTEN_PID is its
+    PID) become generation 1's inherited listeners, which the program's own bind() to
+    the same address claims. The LISTEN_* variables do not reach the program."""
+    passed = [env.pop(name, None) for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")]
+    if passed[0] != str(pid) or not (passed[1] or "").isdigit():
+        return
+    count = min(int(passed[1]), protocol.HANDOFF_MAX_FDS)
+    if count:
+        env[protocol.ENV_FDS] = ",".join(str(3 + i) for i in range(count))
+        env[protocol.ENV_PROTOCOL] = str(protocol.HUPTIME_PROTOCOL_VERSION)
 
 
 def record_instance(command: list[str], program: str, settings: Settings,
