@@ -120,10 +120,12 @@ void record_forget(int number)
         unlink_in_record(name);
 }
 
+static char last_failure[256];
+
+const char *record_last_failure(void) { return last_failure; }
+
 void record_event(int number, const char *fmt, ...)
 {
-    if (!cfg.control)
-        return;
     char line[512];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -136,6 +138,11 @@ void record_event(int number, const char *fmt, ...)
     for (size_t i = (size_t)n; i + 1 < len; i++)
         if (line[i] == '\n')
             line[i] = ' ';
+    if (strncmp(line + n, EVENT_FAILED " ", sizeof EVENT_FAILED) == 0)
+        snprintf(last_failure, sizeof last_failure, "%.*s", (int)(len - (size_t)n - sizeof EVENT_FAILED - 1),
+                 line + n + sizeof EVENT_FAILED);
+    if (!cfg.control)
+        return;
     int fd = open_in_record("events", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return;

@@ -38,6 +38,10 @@ void record_forget(int number);
  * starts with one of protocol.h's EVENT_ words. */
 void record_event(int number, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The text after "failed " of the last failed event this process recorded (with or
+ * without a record), or "": the reason a restart did not happen. */
+const char *record_last_failure(void);
+
 /* This process is about to change its effective uid from root to uid (a
  * program giving up root after bind): the record's directory, its pages and its
  * events file become uid's, so this generation and the ones it starts, which

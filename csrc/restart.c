@@ -8,6 +8,7 @@
 #include "held.h"
 #include "inherit.h"
 #include "log.h"
+#include "notify.h"
 #include "pidfd.h"
 #include "predecessor.h"
 #include "real.h"
@@ -254,6 +255,8 @@ static void restart_fork(void)
     }
     reg_release(&s.pidfd);
     reg_release(&s.daemon_fd);
+    notify_send("MAINPID=%d\nREADY=1\nSTATUS=generation %d serving (pid %d); generation %d "
+                "drains", (int)lead, next, (int)lead, gen->number);
     retire_and_exit(pid);
 }
 
@@ -355,14 +358,20 @@ static void *manager(void *arg)
     reg_describe_handed_over(listeners, sizeof listeners);
     record_event(gen->number, EVENT_SERVING " %s", listeners);
     predecessor_report_serving();
+    if (gen->number == 1 || cfg.mode == MODE_EXEC) /* else the predecessor named it */
+        notify_send("READY=1\nSTATUS=generation %d serving (pid %d)", gen->number, (int)getpid());
     for (;;) {
         wait_restart_signal();
         if (signals_take() == 0)
             continue;
+        notify_send("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=restart: generation %d "
+                    "starting", notify_monotonic_usec(), gen->number + 1);
         if (cfg.mode == MODE_EXEC)
             restart_exec();
         else
-            restart_fork();
+            restart_fork(); /* both return only when the restart did not happen */
+        notify_send("READY=1\nSTATUS=restart failed: generation %d %s; generation %d serving",
+                    gen->number + 1, record_last_failure(), gen->number);
     }
     return NULL;
 }

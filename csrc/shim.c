@@ -6,6 +6,7 @@
 #include "generation.h"
 #include "inherit.h"
 #include "log.h"
+#include "notify.h"
 #include "predecessor.h"
 #include "real.h"
 #include "reexec.h"
@@ -131,6 +132,7 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
     inherit_adopt();
     predecessor_init();
     supervised_init();
+    notify_init();
     if (signals_init() < 0)
         return;
     pthread_atfork(fork_prepare, fork_parent, fork_child);

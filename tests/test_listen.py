@@ -345,3 +345,22 @@ def test_an_old_generation_that_ignores_the_drain_signal_is_killed_after_drain_t
     wait_for(lambda: not os.path.exists(f"/proc/{old}"), 10, f"pid {old} gone")
     assert run_load(port, clients=1, max_requests=3).saw("gen=2")
     served.stop()
+
+
+def test_listen_mode_speaks_sd_notify_for_the_service(listening, port, tmp_path):
+    from support.notify import ServiceManager
+    manager = ServiceManager(tmp_path / "notify")
+    try:
+        served = listening(["--listen", f"127.0.0.1:{port}"],
+                           env={"NOTIFY_SOCKET": manager.path})
+        pid, fields = manager.next()
+        assert pid == served.supervisor and fields["READY"] == "1", (pid, fields)
+        served.restart()
+        pid, fields = manager.next()
+        assert pid == served.supervisor and fields["RELOADING"] == "1", fields
+        pid, fields = manager.next()
+        assert fields["READY"] == "1" and "generation 2 serving" in fields["STATUS"], fields
+        served.stop()
+        assert manager.next()[1]["STOPPING"] == "1"
+    finally:
+        manager.close()

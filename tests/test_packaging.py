@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from support.huptime import HUPTIME, run_huptime
+from support.notify import ServiceManager
+from support.proc import live_descendants
 from support.process import WatchedProcess
+from support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,3 +95,36 @@ def test_the_wheel_is_a_platform_wheel_with_a_plain_shim(tmp_path):
     loaded = subprocess.run([sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(shim)!r})"],
                             env={**os.environ, "LD_BIND_NOW": "1"}, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
+
+
+@pytest.mark.parametrize("name", ["huptime-notify.service", "huptime-notify-reload.service"])
+def test_the_notify_units_tell_systemd_ready_reloading_and_the_new_main_pid(name, port,
+                                                                             tmp_path):
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read(ROOT / "docs" / "systemd" / name)
+    service = unit["Service"]
+    assert service["Type"] in ("notify", "notify-reload") and service["NotifyAccess"] == "main"
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    manager = ServiceManager(tmp_path / "notify")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PYTHONUNBUFFERED": "1",
+           "NOTIFY_SOCKET": manager.path}
+    try:
+        with WatchedProcess(unit_command(unit, "ExecStart", port), env=env, cwd=tmp_path) as main:
+            pid, fields = manager.next()
+            assert pid == main.popen.pid and fields["READY"] == "1", fields
+            if "ExecReload" in service:  # systemctl reload runs it and waits for it
+                reload = subprocess.run(unit_command(unit, "ExecReload", port),
+                                        capture_output=True, text=True, timeout=120, env=env)
+                assert reload.returncode == 0, reload.stderr
+            else:  # notify-reload: systemd sends ReloadSignal= to the main PID
+                os.kill(pid, getattr(signal, service["ReloadSignal"]))
+            assert manager.next()[1]["RELOADING"] == "1"
+            sender, fields = manager.next()
+            assert sender == pid and fields["READY"] == "1" and int(fields["MAINPID"]) != pid
+            os.kill(int(fields["MAINPID"]), signal.SIGTERM)  # systemctl stop
+            main.wait(30)
+            wait_for(lambda: not live_descendants(), 30, "the service stopped")
+    finally:
+        manager.close()

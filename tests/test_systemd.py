@@ -1,17 +1,28 @@
-"""systemd's socket activation, for real: systemd-socket-activate (Debian's systemd
-package) binds, then execs huptime with LISTEN_FDS; the unmodified server under it
-binds the same address itself and must get the passed socket, in every generation.
+"""systemd, spoken natively.
+
+Socket activation, for real: systemd-socket-activate (Debian's systemd package) binds,
+then execs huptime with LISTEN_FDS; the unmodified server under it binds the same
+address itself and must get the passed socket, in every generation. sd_notify: the
+tests play systemd's side of NOTIFY_SOCKET and check each message's sender and fields.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
 from support.build import free_port
+from support.huptime import HUPTIME, clean_env
 from support.load import LoadRunner, run_load
+from support.notify import ServiceManager
+from support.proc import live_descendants
 from support.served import Served, XprocessStarter
 from support.servers import server_command
 from support.wait import wait_for
@@ -19,8 +30,8 @@ from support.wait import wait_for
 ACTIVATE = shutil.which("systemd-socket-activate")
 RESTARTS = 5
 
-pytestmark = pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate is not installed "
-                                                     "(Debian: systemd)")
+needs_activate = pytest.mark.skipif(not ACTIVATE, reason="systemd-socket-activate is not "
+                                                         "installed (Debian: systemd)")
 
 
 def start_activated(xprocess, name: str, command: list[str], ports: list[int],
@@ -41,6 +52,7 @@ def start_activated(xprocess, name: str, command: list[str], ports: list[int],
     return served
 
 
+@needs_activate
 @pytest.mark.parametrize("mode", ["fork", "exec"])
 def test_an_unmodified_server_serves_from_the_passed_socket(xprocess, port, build_dir, mode):
     served = start_activated(xprocess, f"activate-{mode}", server_command("threaded", port,
@@ -55,6 +67,7 @@ def test_an_unmodified_server_serves_from_the_passed_socket(xprocess, port, buil
     served.stop()
 
 
+@needs_activate
 def test_a_passed_socket_the_program_does_not_bind_stays_open(xprocess, port, build_dir):
     other = free_port()
     served = start_activated(xprocess, "activate-two", server_command("threaded", port,
@@ -63,3 +76,90 @@ def test_a_passed_socket_the_program_does_not_bind_stays_open(xprocess, port, bu
                     r"\d+ ms; left open and unused")
     assert run_load(port, clients=2, max_requests=10).ok == 10
     served.stop()
+
+
+# --- sd_notify: playing systemd's side ---------------------------------------
+
+@pytest.fixture
+def manager(tmp_path):
+    found = ServiceManager(tmp_path / "notify")
+    yield found
+    found.close()
+
+
+def expect_reloading(message: tuple[int, dict[str, str]], main: int) -> None:
+    pid, fields = message
+    assert pid == main and fields.get("RELOADING") == "1", message
+    assert abs(int(fields["MONOTONIC_USEC"]) - time.monotonic_ns() // 1000) < 60_000_000
+
+
+@pytest.mark.parametrize("mode", ["fork", "exec"])
+def test_notify_ready_reloading_and_the_main_pid_handover(serve, port, manager, tmp_path, mode):
+    behaviour = tmp_path / "behaviour"
+    behaviour.touch()
+    _, served = serve("threaded", exec_mode=mode == "exec", options=["--ready-timeout", "5"],
+                      env={"NOTIFY_SOCKET": manager.path, "HT_BEHAVIOUR_FILE": str(behaviour)})
+    main = served.leader
+    pid, fields = manager.next()
+    assert pid == main and fields["READY"] == "1" and "generation 1 serving" in fields["STATUS"]
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 20)
+        for n in (2, 3):
+            served.restart()
+            expect_reloading(manager.next(), main)
+            pid, fields = manager.next()
+            assert pid == main and fields["READY"] == "1", (pid, fields)
+            if mode == "fork":  # one message from the old main PID names the new one
+                assert fields["MAINPID"] == str(served.leader) != str(main), fields
+                main = served.leader
+            else:
+                assert "MAINPID" not in fields and served.leader == main
+            assert f"generation {n} serving" in fields["STATUS"], fields
+        if mode == "fork":
+            behaviour.write_text("crash")
+            served.expect_rollback()
+            expect_reloading(manager.next(), main)
+            pid, fields = manager.next()
+            assert pid == main and fields["READY"] == "1" and "MAINPID" not in fields, fields
+            assert "restart failed: generation 4" in fields["STATUS"], fields
+            assert "exited with status 3" in fields["STATUS"], fields
+    assert load.result.failed == 0, load.result.summary()
+    assert manager.pending() == []
+    served.stop()
+
+
+def test_the_program_does_not_see_notify_socket(manager):
+    done = subprocess.run([*HUPTIME, "--", sys.executable, "-c",
+                           "import os; print('seen:', os.environ.get('NOTIFY_SOCKET'))"],
+                          capture_output=True, text=True, timeout=60,
+                          env=clean_env({"NOTIFY_SOCKET": manager.path}))
+    assert done.returncode == 0 and "seen: None" in done.stdout, done
+
+
+def test_notify_from_a_supervisor_that_stays_the_main_pid(serve, port, manager, tmp_path):
+    """--revive (and --multi, --listen, PID 1): huptime's own process stays the main PID
+    and speaks for the service; the program's generations never do."""
+    behaviour = tmp_path / "behaviour"
+    behaviour.touch()
+    _, served = serve("threaded", options=["--revive", "--ready-timeout", "5"],
+                      env={"NOTIFY_SOCKET": manager.path, "HT_BEHAVIOUR_FILE": str(behaviour)})
+    main = served.leader  # the supervisor: the shim's log names generations, not it
+    pid, fields = manager.next()
+    assert pid == main and fields["READY"] == "1" and "generation 1" in fields["STATUS"]
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 20)
+        os.kill(main, signal.SIGHUP)
+        expect_reloading(manager.next(), main)
+        pid, fields = manager.next()
+        assert pid == main and fields["READY"] == "1" and "generation 2" in fields["STATUS"]
+        behaviour.write_text("crash")
+        os.kill(main, signal.SIGHUP)
+        expect_reloading(manager.next(), main)
+        pid, fields = manager.next()
+        assert pid == main and fields["READY"] == "1", fields
+        assert "restart failed: generation 3" in fields["STATUS"], fields
+    assert load.result.failed == 0, load.result.summary()
+    os.kill(main, signal.SIGTERM)
+    pid, fields = manager.next()
+    assert pid == main and fields["STOPPING"] == "1", fields
+    wait_for(lambda: not live_descendants(), 30, "stopped")

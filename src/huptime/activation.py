@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from huptime import protocol, readiness
 from huptime.launcher import Settings
+from huptime.notify import Notifier
 from huptime.procfs import descendants
 from huptime.record import Page
 from huptime.supervisor import (BACKOFF_FIRST, BACKOFF_MAX, STABLE_AFTER, describe_exit,
@@ -75,6 +76,7 @@ class Activation:
         self.inodes = {readiness.socket_inode(fd) for fd in self.fds}
         self.record, self.user = record, user
         self.ready_mode = settings.ready
+        self.notifier = Notifier.from_environment(self.env)  # systemd's, not the program's
         self.serving: Generation | None = None
         self.starting: Generation | None = None
         self.stopped: list[Generation] = []  # draining, or stopped before serving
@@ -184,7 +186,10 @@ class Activation:
         how = "; ".join(sorted({c.ready_by for c in gen.copies}))
         if old is None:
             log(f"generation {gen.number} serving (pid {pids}; {how})")
+            self.notifier.ready(f"generation {gen.number} serving (pid {pids})")
         else:
+            self.notifier.ready(f"generation {gen.number} serving (pid {pids}); generation "
+                                f"{old.number} drains")
             drain = signals.Signals(self.settings.drain_signal or signals.SIGTERM).name
             log(f"generation {gen.number} (pid {pids}) ready in {ms:.0f} ms ({how})")
             log(f"generation {gen.number} serving; generation {old.number} gets {drain}")
@@ -210,6 +215,8 @@ class Activation:
         status = "; " + gen.copies[0].notify.status if gen.copies[0].notify and \
             gen.copies[0].notify.status else ""
         log(f"restart failed: generation {gen.number} {why}{status}; {keeps}")
+        if self.serving is not None:
+            self.notifier.ready(f"restart failed: generation {gen.number} {why}; {keeps}")
         self.event(gen.number, gen.copies[0].pid or os.getpid(), protocol.EVENT_FAILED, why)
         gen.stop_at = time.monotonic() + ROLLBACK_GRACE
         self.signal(gen, signals.SIGTERM)
@@ -282,6 +289,7 @@ class Activation:
         if self.stopping:
             return
         self.stopping = True
+        self.notifier.stopping()
         for gen in (self.starting, self.serving, *self.stopped):
             if gen is not None:
                 for copy in gen.copies:
@@ -333,6 +341,7 @@ class Activation:
             log(f"restart signal ignored: generation {self.starting.number} is still starting")
             return
         self.starting = self.start_generation()
+        self.notifier.reloading(f"restart: generation {self.starting.number} starting")
         log(f"restart: generation {self.starting.number} starting as pid "
             f"{', '.join(str(c.pid) for c in self.starting.copies)}")
 

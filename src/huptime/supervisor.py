@@ -34,17 +34,20 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass
 from typing import NoReturn
 
 from huptime import protocol
 from huptime.launcher import Settings
 from huptime.procfs import become_subreaper, children
-from huptime.record import RECORD
+from huptime.notify import Notifier
+from huptime.record import RECORD, events_size, read_events
 
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 10.0  # a copy that ran this long was not crash-looping
+RELOAD_LOOK = 0.05   # how often the record's events are read while a restart is on
 FD_SIZE = array.array("i").itemsize
 RESET_SIGNALS = ("SIGPIPE", "SIGXFSZ")  # Python ignores these; the program must not
 
@@ -110,6 +113,11 @@ class Supervisor:
         self.slots = [Slot(i if copies > 1 else None) for i in range(copies)]
         self.stopping = False
         self.status = 0
+        self.notifier = Notifier.from_environment(self.env)  # systemd's, not the program's
+        self.record = env.get(protocol.ENV_CONTROL)
+        self.announced = False
+        self.reload: dict[int | None, int] | None = None  # a restart: generations it began with
+        self.reload_events = 0
 
     # -- starting a copy -----------------------------------------------------
 
@@ -177,11 +185,44 @@ class Supervisor:
             if pid != slot.leader:
                 slot.leader, slot.generation, slot.started = pid, generation, time.monotonic()
             slot.serving, slot.await_until = True, None
+        self.tell_serving()
         # The other copies start once there are listeners to share.
         for other in self.slots:
             if (not other.leader and other.revive_at is None and other.await_until is None
                     and not self.stopping):
                 self.start_copy(other, generation)
+
+    # -- sd_notify -----------------------------------------------------------
+
+    def tell_serving(self) -> None:
+        """READY=1 once every copy serves, and again once a restart has rolled them all."""
+        serving = [s for s in self.slots if s.serving]
+        if len(serving) < len(self.slots):
+            return
+        what = ", ".join(f"generation {s.generation} (pid {s.leader})" for s in serving)
+        if not self.announced:
+            self.announced = True
+            self.notifier.ready(f"serving: {what}")
+        elif self.reload is not None and all(
+                s.generation > self.reload.get(s.number, 0) for s in serving):
+            self.reload = None
+            self.notifier.ready(f"serving: {what}")
+
+    def begin_reload(self) -> None:
+        self.reload = {s.number: s.generation for s in self.slots}
+        self.reload_events = events_size(Path(self.record)) if self.record else 0
+        self.notifier.reloading("restart: new generations starting")
+
+    def check_reload(self) -> None:
+        """A restart that failed (the shim's `failed` event): READY=1 with the reason."""
+        if self.reload is None or not self.record:
+            return
+        events, self.reload_events = read_events(Path(self.record), self.reload_events)
+        for number, _pid, word, rest in events:
+            if word == protocol.EVENT_FAILED:
+                self.reload = None
+                self.notifier.ready(f"restart failed: generation {number} {rest}")
+                return
 
     def on_exit(self, pid: int, status: int) -> None:
         slot = next((s for s in self.slots if s.leader == pid), None)
@@ -253,6 +294,8 @@ class Supervisor:
         self.start_copy(self.slots[0], 1)
         while True:
             due = [t for s in self.slots for t in (s.revive_at, s.await_until) if t is not None]
+            if self.reload is not None:
+                due.append(time.monotonic() + RELOAD_LOOK)
             timeout = max(0.0, min(due) - time.monotonic()) if due else None
             ready, _, _ = select.select([link, wake_r], [], [], timeout)
             self.on_reports(link)
@@ -261,11 +304,15 @@ class Supervisor:
                     if sig in (signals.SIGTERM, signals.SIGINT) and not self.stopping:
                         log(f"stopping on signal {sig}")
                         self.stopping = True
+                        self.notifier.stopping()
                         for slot in self.slots:
                             slot.revive_at = slot.await_until = None
                         self.send(signals.SIGTERM, everyone=True)
                     elif sig == self.restart_signal and not self.stopping:
                         self.send(self.restart_signal)
+                        if self.reload is None:
+                            self.begin_reload()
+            self.check_reload()
             alive = self.reap(link)
             if self.stopping and not alive:
                 return self.status

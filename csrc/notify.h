@@ -1,0 +1,25 @@
+/* notify.h - sd_notify: tell the service manager (systemd) what the service does.
+ *
+ * Only when the start had NOTIFY_SOCKET and no supervisor (a supervisor is the
+ * service's main process then, and speaks for it). The variable is taken away
+ * from the program: what it would send could stop the unit or move its main PID.
+ * Each message is one datagram from the process that sends it, which must be the
+ * service's main PID of the moment (NotifyAccess=main): generation 1's leader,
+ * then each leader a MAINPID= line named. See docs/protocol.md, "systemd".
+ */
+#ifndef HUPTIME_NOTIFY_H
+#define HUPTIME_NOTIFY_H
+
+/* Constructor: remember the socket, take NOTIFY_SOCKET out of the environment. */
+void notify_init(void);
+
+/* 1 if messages go anywhere. */
+int notify_enabled(void);
+
+/* Send one message (lines "NAME=value", printf style); failures are logged once. */
+void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* CLOCK_MONOTONIC in microseconds, for RELOADING=1's MONOTONIC_USEC=. */
+unsigned long long notify_monotonic_usec(void);
+
+#endif

@@ -1,0 +1,51 @@
+"""sd_notify from the launcher's side: when huptime stays as the service's main process
+(a supervisor: --revive, --multi, --listen, or as PID 1), it tells systemd what the
+service does, as the shim does for a program that is the main process itself
+(csrc/notify.c): READY=1 once serving, RELOADING=1 when a restart begins and READY=1
+when it ends (served or rolled back, with a STATUS= saying which), STOPPING=1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+VARIABLE = "NOTIFY_SOCKET"
+
+
+class Notifier:
+    """Messages to $NOTIFY_SOCKET, or nowhere without it."""
+
+    def __init__(self, path: str | None) -> None:
+        self.address = None
+        if path and (path.startswith("/") or (path.startswith("@") and len(path) > 1)):
+            self.address = "\0" + path[1:] if path.startswith("@") else path
+        self.warned = False
+
+    @classmethod
+    def from_environment(cls, env: dict[str, str]) -> Notifier:
+        """The notifier of env's NOTIFY_SOCKET, which is removed from env: the program
+        under huptime must not speak for the service."""
+        return cls(env.pop(VARIABLE, None))
+
+    def send(self, *lines: str) -> None:
+        if self.address is None:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                s.sendto("\n".join(lines).encode(), self.address)
+        except OSError as exc:
+            if not self.warned:
+                self.warned = True
+                print(f"huptime[{os.getpid()}]: cannot notify the service manager "
+                      f"({VARIABLE}): {exc.strerror or exc}", flush=True)
+
+    def ready(self, status: str) -> None:
+        self.send("READY=1", f"STATUS={status}")
+
+    def reloading(self, status: str) -> None:
+        self.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}",
+                  f"STATUS={status}")
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1", "STATUS=stopping")
