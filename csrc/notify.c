@@ -2,8 +2,10 @@
 #define _GNU_SOURCE
 #include "notify.h"
 #include "config.h"
+#include "generation.h"
 #include "handoff.h"
 #include "log.h"
+#include "protocol.h"
 #include "real.h"
 
 #include <errno.h>
@@ -14,12 +16,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NOTIFY_SOCKET "NOTIFY_SOCKET" /* systemd's variable, not one of huptime's */
 
 static struct sockaddr_un where;
 static socklen_t where_len; /* 0: no messages */
+static int fd_store;        /* FDSTORE set: the unit keeps descriptors (FileDescriptorStoreMax=) */
 
 void notify_init(void)
 {
@@ -28,6 +33,8 @@ void notify_init(void)
         unsetenv(NOTIFY_SOCKET); /* the program's own messages could stop the unit */
     if (!path || cfg.supervisor_fd >= 0)
         return;
+    const char *store = huptime_env_get(cfg.envp, "FDSTORE");
+    fd_store = store && strcmp(store, "0") != 0;
     size_t n = strlen(path);
     if ((path[0] != '/' && path[0] != '@') || n < 2 || n >= sizeof where.sun_path) {
         log_info("ignoring " NOTIFY_SOCKET "=%.60s: not a socket path or @name", path);
@@ -49,9 +56,36 @@ unsigned long long notify_monotonic_usec(void)
     return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
 }
 
-void notify_send(const char *fmt, ...)
+/* One datagram: text, with fds attached (SCM_RIGHTS) if n > 0. */
+static void send_with(const char *text, size_t len, const int *fds, int n)
 {
     static int warned;
+    union { struct cmsghdr h; char space[CMSG_SPACE(sizeof(int) * HANDOFF_MAX_FDS)]; } c;
+    struct iovec io = { (void *)text, len };
+    struct msghdr m = { .msg_name = &where, .msg_namelen = where_len, .msg_iov = &io,
+                        .msg_iovlen = 1 };
+    if (n > 0) {
+        memset(&c, 0, sizeof c);
+        m.msg_control = c.space;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(h), fds, sizeof(int) * (size_t)n);
+    }
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendmsg(fd, &m, MSG_NOSIGNAL) < 0)
+        log_once(&warned, "cannot notify the service manager (" NOTIFY_SOCKET "): %s",
+                 strerror(errno));
+    else
+        LOG_DEBUG("notified the service manager: %s (%d descriptors)", text, n);
+    if (fd >= 0)
+        REAL(close)(fd);
+}
+
+void notify_send(const char *fmt, ...)
+{
     if (!where_len)
         return;
     char text[1024];
@@ -59,17 +93,19 @@ void notify_send(const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n >= 0)
+        send_with(text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1, NULL, 0);
+}
+
+void notify_serving(const int *fds, int n)
+{
+    if (!where_len)
         return;
-    if ((size_t)n >= sizeof text)
-        n = (int)sizeof text - 1;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || sendto(fd, text, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&where,
-                         where_len) < 0)
-        log_once(&warned, "cannot notify the service manager (" NOTIFY_SOCKET "): %s",
-                 strerror(errno));
-    else
-        LOG_DEBUG("notified the service manager: %s", text);
-    if (fd >= 0)
-        REAL(close)(fd);
+    if (gen->number == 1 || cfg.mode == MODE_EXEC) /* else the predecessor named it */
+        notify_send("READY=1\nSTATUS=generation %d serving (pid %d)", gen->number,
+                    (int)getpid());
+    if (fd_store && n > 0) {
+        static const char store[] = "FDSTORE=1\nFDNAME=huptime";
+        send_with(store, sizeof store - 1, fds, n < HANDOFF_MAX_FDS ? n : HANDOFF_MAX_FDS);
+    }
 }

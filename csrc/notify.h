@@ -19,6 +19,12 @@ int notify_enabled(void);
 /* Send one message (lines "NAME=value", printf style); failures are logged once. */
 void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A generation serves: READY=1 if this process is the main one (generation 1, or
+ * exec mode; else the predecessor named it with MAINPID=); and when the unit has an
+ * fd store (FDSTORE), its listeners go there (FDSTORE=1, FDNAME=huptime), so a start
+ * after `systemctl restart` or a crash finds them in LISTEN_FDS, queue and all. */
+void notify_serving(const int *fds, int n);
+
 /* CLOCK_MONOTONIC in microseconds, for RELOADING=1's MONOTONIC_USEC=. */
 unsigned long long notify_monotonic_usec(void);
 

@@ -358,8 +358,8 @@ static void *manager(void *arg)
     reg_describe_handed_over(listeners, sizeof listeners);
     record_event(gen->number, EVENT_SERVING " %s", listeners);
     predecessor_report_serving();
-    if (gen->number == 1 || cfg.mode == MODE_EXEC) /* else the predecessor named it */
-        notify_send("READY=1\nSTATUS=generation %d serving (pid %d)", gen->number, (int)getpid());
+    int fds[HANDOFF_MAX_FDS];
+    notify_serving(fds, reg_handed_over(fds));
     for (;;) {
         wait_restart_signal();
         if (signals_take() == 0)

@@ -163,3 +163,50 @@ def test_notify_from_a_supervisor_that_stays_the_main_pid(serve, port, manager, 
     pid, fields = manager.next()
     assert pid == main and fields["STOPPING"] == "1", fields
     wait_for(lambda: not live_descendants(), 30, "stopped")
+
+
+# --- the fd store ----------------------------------------------------------------
+
+def start_from_store(manager, command: list[str], log_path: Path) -> subprocess.Popen:
+    """Start huptime as systemd does after `systemctl restart` with a unit's fd store:
+    the stored descriptors at 3.., LISTEN_FDS, LISTEN_PID its own PID, the names."""
+    stored = list(manager.stored)
+
+    def place() -> None:  # in the child: the stored listeners at 3, 4, ...
+        high = [os.dup(fd) for fd in stored]
+        for i, fd in enumerate(high):
+            os.dup2(fd, 3 + i)
+
+    env = clean_env({"LISTEN_FDS": str(len(stored)),
+                     "LISTEN_FDNAMES": ":".join(["huptime"] * len(stored))})
+    script = 'export LISTEN_PID=$$; exec "$@"'  # the PID the exec keeps
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(["/bin/sh", "-c", script, "sh", *HUPTIME, "--", *command],
+                                env=env, stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=place, pass_fds=list(range(3, 3 + len(stored))))
+
+
+@pytest.mark.parametrize("options", [[], ["--revive"]], ids=["shim", "supervisor"])
+def test_the_fd_store_keeps_the_queue_through_a_crash_of_every_process(
+        serve, port, manager, tmp_path, options):
+    _, served = serve("threaded", options=options,
+                      env={"NOTIFY_SOCKET": manager.path, "FDSTORE": "1"})
+    wait_for(lambda: manager.pending() is not None and manager.stored, 10,
+             "listeners in the fd store")  # pending() reads what came, stored() keeps fds
+    assert len(manager.stored) == 1
+    for pid in live_descendants():  # every process of the service dies at once
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not live_descendants(), 10, "the crash")
+    served.reap()
+    # Clients that connect now wait in the stored listener's queue.
+    with LoadRunner(port, clients=4, duration=60.0, timeout=30.0) as load:
+        time.sleep(0.3)  # they are queued now: nothing accepts
+        assert load.snapshot().total == 0
+        log_path = tmp_path / "second-start.log"
+        second = start_from_store(manager, served.command, log_path)
+        load.wait_until(lambda r: r.ok >= 40, timeout=30)
+    assert load.result.failed == 0, load.result.summary()
+    assert "generation 1 serving" in log_path.read_text()
+    second.send_signal(signal.SIGTERM)
+    second.wait(30)
+    wait_for(lambda: not live_descendants(), 30, "stopped")

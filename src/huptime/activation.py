@@ -187,6 +187,7 @@ class Activation:
         if old is None:
             log(f"generation {gen.number} serving (pid {pids}; {how})")
             self.notifier.ready(f"generation {gen.number} serving (pid {pids})")
+            self.notifier.store(self.fds)
         else:
             self.notifier.ready(f"generation {gen.number} serving (pid {pids}); generation "
                                 f"{old.number} drains")

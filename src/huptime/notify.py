@@ -6,6 +6,7 @@ when it ends (served or rolled back, with a STATUS= saying which), STOPPING=1.""
 
 from __future__ import annotations
 
+import array
 import os
 import socket
 import time
@@ -16,8 +17,9 @@ VARIABLE = "NOTIFY_SOCKET"
 class Notifier:
     """Messages to $NOTIFY_SOCKET, or nowhere without it."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, fd_store: bool = False) -> None:
         self.address = None
+        self.fd_store = fd_store  # FDSTORE: the unit keeps descriptors for the next start
         if path and (path.startswith("/") or (path.startswith("@") and len(path) > 1)):
             self.address = "\0" + path[1:] if path.startswith("@") else path
         self.warned = False
@@ -26,14 +28,17 @@ class Notifier:
     def from_environment(cls, env: dict[str, str]) -> Notifier:
         """The notifier of env's NOTIFY_SOCKET, which is removed from env: the program
         under huptime must not speak for the service."""
-        return cls(env.pop(VARIABLE, None))
+        return cls(env.pop(VARIABLE, None), env.pop("FDSTORE", "0") not in ("", "0"))
 
-    def send(self, *lines: str) -> None:
+    def send(self, *lines: str, fds: list[int] = ()) -> None:
         if self.address is None:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-                s.sendto("\n".join(lines).encode(), self.address)
+                text = "\n".join(lines).encode()
+                # Not socket.send_fds: Python 3.11's ignores its address.
+                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+                s.sendmsg([text], rights if fds else [], 0, self.address)
         except OSError as exc:
             if not self.warned:
                 self.warned = True
@@ -46,6 +51,12 @@ class Notifier:
     def reloading(self, status: str) -> None:
         self.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}",
                   f"STATUS={status}")
+
+    def store(self, fds: list[int]) -> None:
+        """With an fd store, the listeners go to it: a start after `systemctl restart` or
+        a crash of every process finds them in LISTEN_FDS, with their queues."""
+        if self.fd_store and fds:
+            self.send("FDSTORE=1", "FDNAME=huptime", fds=fds)
 
     def stopping(self) -> None:
         self.send("STOPPING=1", "STATUS=stopping")

@@ -203,6 +203,7 @@ class Supervisor:
         if not self.announced:
             self.announced = True
             self.notifier.ready(f"serving: {what}")
+            self.notifier.store(self.listeners)
         elif self.reload is not None and all(
                 s.generation > self.reload.get(s.number, 0) for s in serving):
             self.reload = None
