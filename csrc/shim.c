@@ -152,6 +152,8 @@ __attribute__((destructor)) static void huptime_end(void)
     if (!cfg.active || !restart_is_leader() || config_in_vfork_child() ||
         gen_leader() != (int)getpid() || restart_may_hand_over())
         return; /* not the leader, or a daemonizing parent: its child takes over */
+    if (gen_is_ready() && !gen_draining()) /* the main process: the service ends */
+        notify_send("STOPPING=1\nSTATUS=generation %d exits", gen->number);
     record_event(gen->number, EVENT_EXITED);
     record_forget(gen->number);
 }

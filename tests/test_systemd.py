@@ -210,3 +210,14 @@ def test_the_fd_store_keeps_the_queue_through_a_crash_of_every_process(
     second.send_signal(signal.SIGTERM)
     second.wait(30)
     wait_for(lambda: not live_descendants(), 30, "stopped")
+
+
+def test_stopping_when_the_serving_program_ends(manager):
+    program = ("import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+               "s.settimeout(1.0)\ntry:\n    s.accept()\nexcept OSError:\n    pass")
+    done = subprocess.run([*HUPTIME, "--", sys.executable, "-c", program], capture_output=True,
+                          text=True, timeout=60, env=clean_env({"NOTIFY_SOCKET": manager.path}))
+    assert done.returncode == 0, done
+    messages = manager.pending()
+    assert [list(fields)[0] for _, fields in messages] == ["READY", "STOPPING"], messages
+    assert len({pid for pid, _ in messages}) == 1
