@@ -31,6 +31,23 @@ static char **copy_strv(char **v)
     return out;
 }
 
+int config_env_add(const char *entry)
+{
+    size_t n = 0;
+    while (cfg.envp && cfg.envp[n])
+        n++;
+    char **v = calloc(n + 2, sizeof *v), *copy = strdup(entry);
+    if (!v || !copy) {
+        free(v);
+        free(copy);
+        return -1;
+    }
+    memcpy(v, cfg.envp, n * sizeof *v);
+    v[n] = copy;
+    cfg.envp = v; /* the old array stays: it may be a snapshot's block (snapshot.h) */
+    return 0;
+}
+
 /* A duration in ms: dflt when absent; 0 allowed only with may_be_zero. */
 static int setting_ms(char **envp, const char *name, long dflt, int may_be_zero, long *out)
 {
@@ -84,6 +101,8 @@ static void load_handoff(char **envp)
         cfg.generation = (int)v;
     s = huptime_env_get(envp, ENV_PENDING);
     cfg.pending = s && strcmp(s, "1") == 0;
+    s = huptime_env_get(envp, ENV_NOTIFY_PROGRAM);
+    cfg.notify_program = s && strcmp(s, "1") == 0;
 
     s = huptime_env_get(envp, ENV_FDS);
     if (s) {

@@ -49,6 +49,8 @@ struct config {
                                  privileges it started with (or handed over), or -1 */
     sigset_t start_mask;      /* signal mask at start */
     sigset_t start_ignored;   /* signals ignored at start */
+    int notify_program;       /* the program speaks sd_notify (ENV_NOTIFY_PROGRAM): a
+                                 generation is ready once it also sent READY=1 (notify.h) */
     int reexec;               /* this image is its leader's exec of itself (reexec.h): the
                                  snapshot above is the one the generation started with */
 };
@@ -67,6 +69,9 @@ enum config_result {
  * (HUPTIME_IGNORED_SIGNALS) it first sets every signal's disposition back to
  * the first start's, whatever else it finds. */
 enum config_result config_load(int argc, char **argv, char **envp);
+
+/* Add "NAME=value" to the environment of the generations this one starts; 0 or -1. */
+int config_env_add(const char *entry);
 
 /* 1 in a vfork child (posix_spawn, subprocess) that shares the parent's memory:
  * there the shim must not change its state. Costs a getpid(). */

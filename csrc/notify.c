@@ -7,8 +7,10 @@
 #include "log.h"
 #include "protocol.h"
 #include "real.h"
+#include "registry.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -25,6 +27,29 @@
 static struct sockaddr_un where;
 static socklen_t where_len; /* 0: no messages */
 static int fd_store;        /* FDSTORE set: the unit keeps descriptors (FileDescriptorStoreMax=) */
+
+static int proxy = -1;       /* the program's NOTIFY_SOCKET: huptime's, in this leader */
+static int program_ready;    /* the program sent READY=1 on it */
+
+/* The program gets a socket of this leader's instead of the service manager's:
+ * what it sends could stop the unit or move its main PID. */
+static void open_proxy(void)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "huptime-notify-%d", (int)getpid());
+    proxy = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (proxy >= 0 && REAL(bind)(proxy, (struct sockaddr *)&a,
+                                 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) == 0) {
+        reg_adopt(&proxy, FD_INTERNAL);
+        a.sun_path[0] = '@';
+        setenv(NOTIFY_SOCKET, a.sun_path, 1);
+        return;
+    }
+    log_info("no " NOTIFY_SOCKET " for the program: %s", strerror(errno));
+    if (proxy >= 0)
+        REAL(close)(proxy);
+    proxy = -1;
+}
 
 void notify_init(void)
 {
@@ -45,6 +70,49 @@ void notify_init(void)
     if (path[0] == '@')
         where.sun_path[0] = '\0'; /* abstract */
     where_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (path[0] == '/'));
+    open_proxy();
+}
+
+int notify_proxy_fd(void) { return proxy; }
+
+/* This process speaks for the service: generation 1 (until it hands over), exec
+ * mode's image, or a generation its predecessor named with MAINPID=. */
+static int main_process(void)
+{
+    return !gen_draining() && (gen->number == 1 || cfg.mode == MODE_EXEC || gen_is_ready());
+}
+
+void notify_proxy_read(void)
+{
+    char text[4096];
+    ssize_t n;
+    while (proxy >= 0 && (n = REAL(recv)(proxy, text, sizeof text - 1, MSG_DONTWAIT)) >= 0) {
+        text[n] = '\0';
+        char *at = NULL;
+        for (char *line = strtok_r(text, "\n", &at); line; line = strtok_r(NULL, "\n", &at)) {
+            if (strcmp(line, "READY=1") == 0 && !program_ready) {
+                program_ready = 1;
+                if (!cfg.notify_program && config_env_add(ENV_NOTIFY_PROGRAM "=1") == 0) {
+                    cfg.notify_program = 1;
+                    log_info("the program speaks sd_notify: a new generation is ready once "
+                             "it also sent READY=1");
+                }
+            } else if ((strncmp(line, "STATUS=", 7) == 0 || strcmp(line, "WATCHDOG=1") == 0) &&
+                       main_process()) {
+                notify_send("%s", line); /* passed on; the rest is the service's own */
+            }
+        }
+    }
+}
+
+int notify_program_ready(int timeout_ms)
+{
+    if (!cfg.notify_program || proxy < 0 || program_ready)
+        return 1;
+    struct pollfd p = { proxy, POLLIN, 0 };
+    if (REAL(poll)(&p, 1, timeout_ms) > 0)
+        notify_proxy_read();
+    return program_ready;
 }
 
 int notify_enabled(void) { return where_len > 0; }

@@ -74,6 +74,7 @@ struct gen_page {
 #define ENV_CONTROL "HUPTIME_CONTROL"               /* the instance record's directory */
 #define ENV_SUPERVISOR_FD "HUPTIME_SUPERVISOR_FD"   /* link to a supervisor */
 #define ENV_SLOT "HUPTIME_SLOT"                     /* --multi: the copy's number */
+#define ENV_NOTIFY_PROGRAM "HUPTIME_NOTIFY_PROGRAM" /* 1: the program sent READY=1 (sd_notify) */
 
 /* The environment: the handoff, written anew for every generation. */
 #define ENV_PID "HUPTIME_PID"                       /* the shim acts only in this PID */

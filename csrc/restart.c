@@ -1,16 +1,15 @@
 /* restart.c - the restart machine: one thread turns restart signals into handovers. */
 #define _GNU_SOURCE
 #include "restart.h"
-#include "check.h"
 #include "clock.h"
 #include "config.h"
 #include "generation.h"
-#include "held.h"
 #include "inherit.h"
 #include "log.h"
 #include "notify.h"
 #include "pidfd.h"
 #include "predecessor.h"
+#include "preflight.h"
 #include "real.h"
 #include "record.h"
 #include "retire.h"
@@ -92,15 +91,17 @@ void restart_socket_added(void)
 static void wait_restart_signal(void)
 {
     for (;;) {
-        struct pollfd p[3] = { { signals_fd(), POLLIN, 0 }, { supervised_fd(), POLLIN, 0 },
-                               { predecessor_fd(), POLLIN, 0 } };
-        if (REAL(poll)(p, 3, -1) < 0) {
+        struct pollfd p[4] = { { signals_fd(), POLLIN, 0 }, { supervised_fd(), POLLIN, 0 },
+                               { predecessor_fd(), POLLIN, 0 }, { notify_proxy_fd(), POLLIN, 0 } };
+        if (REAL(poll)(p, 4, -1) < 0) {
             if (errno == EINTR)
                 continue;
             return;
         }
         if (p[2].revents)
             retire_predecessor_leftovers();
+        if (p[3].revents)
+            notify_proxy_read();
         if (p[1].revents && supervised_gone()) {
             log_info("the supervisor is gone: stopping generation %d (SIGTERM)", gen->number);
             retire_end_self(0);
@@ -108,69 +109,6 @@ static void wait_restart_signal(void)
         if (p[0].revents || p[1].revents)
             return;
     }
-}
-
-/* Every process that holds a listener of this generation is one the shim follows
- * (forked from the leader): a program started by fork+exec would never stop
- * accepting, and its clients would be cut when the generation ends. Then the
- * restart is refused before anything starts (docs/protocol.md). */
-static int followed(int next)
-{
-    int fd = -1;
-    pid_t who = held_unfollowed_listener(&fd);
-    if (who <= 0)
-        return 1;
-    char comm[32] = "?", path[64], addr[128] = "?";
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)who);
-    FILE *f = fopen(path, "re");
-    if (f) {
-        if (fgets(comm, sizeof comm, f))
-            comm[strcspn(comm, "\n")] = '\0';
-        fclose(f);
-    }
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-        huptime_format_sockaddr((struct sockaddr *)&ss, len, 0, addr, sizeof addr);
-    log_info("restart refused: pid %d (%s) holds the listener %s, but it runs a program the "
-             "leader started by exec, which huptime does not follow: it would never stop "
-             "accepting, and its clients would be cut when generation %d ends; generation %d "
-             "keeps serving (start workers by fork)", (int)who, comm,
-             addr, gen->number, gen->number);
-    record_event(next, EVENT_FAILED " pid %d (%s) holds the listener %s but was started by "
-                 "exec, which huptime does not follow", (int)who, comm, addr);
-    return 0;
-}
-
-/* A restart needs something to hand over, and no more than a handoff carries;
- * otherwise it is refused before anything starts (logged, and recorded as a
- * failure of generation `next`). n: what reg_handed_over() returned. */
-static int restartable(int n, int next)
-{
-    if (n > HANDOFF_MAX_FDS) {
-        log_info("restart refused: %d sockets to hand over, at most %d are; generation %d "
-                 "keeps serving", n, HANDOFF_MAX_FDS, gen->number);
-        record_event(next, EVENT_FAILED " %d sockets to hand over, at most %d are", n,
-                     HANDOFF_MAX_FDS);
-        return 0;
-    }
-    if (n > 0)
-        return followed(next);
-    log_info("restart signal ignored: no listening socket yet");
-    record_event(next, EVENT_FAILED " the program has no listening socket yet");
-    return 0;
-}
-
-/* --check, before anything starts: 1 to go on; 0 refused (logged, and recorded
- * as a failure of generation `next`). */
-static int preflight(int next)
-{
-    char why[400];
-    if (check_passes(why, sizeof why))
-        return 1;
-    log_info("restart refused: --check %s; generation %d keeps serving", why, gen->number);
-    record_event(next, EVENT_FAILED " --check %s", why);
-    return 0;
 }
 
 /* Fork mode, the new generation failed: it finishes what it took, is killed,
@@ -199,7 +137,7 @@ static void restart_fork(void)
     int fds[HANDOFF_MAX_FDS], ready[2];
     int n = reg_handed_over(fds);
     int next = gen->number + 1;
-    if (!restartable(n, next) || !preflight(next))
+    if (!preflight(n, next))
         return;
     if (pipe2(ready, O_CLOEXEC) < 0) {
         log_info("cannot restart: readiness pipe: %s", strerror(errno));
@@ -266,7 +204,7 @@ static void restart_exec(void)
     int fds[HANDOFF_MAX_FDS], kept[HANDOFF_MAX_FDS];
     int n = reg_handed_over(fds);
     int next = gen->number + 1;
-    if (!restartable(n, next) || !preflight(next))
+    if (!preflight(n, next))
         return;
     char *exe = spawn_resolve_exe();
     if (!exe) {
@@ -318,8 +256,9 @@ static void restart_exec(void)
 /* How often the wait for readiness looks up from the page (below). */
 #define READINESS_LOOK_MS 50
 
-/* Until a process of the generation waits for clients (gen_mark_waiting). Two
- * things end the wait early: the old leader gives this generation up (a fork-mode
+/* Until a process of the generation waits for clients (gen_mark_waiting) and, if
+ * the program speaks sd_notify, it sent READY=1 (notify.h). Two things end the
+ * wait early: the old leader gives this generation up (a fork-mode
  * rollback: it stops accepting, finishes what it took and exits here); and, in a
  * generation that reports to nobody, a restart signal: a program that accepts
  * where the shim does not see it wait (a raw system call, io_uring) would
@@ -327,7 +266,7 @@ static void restart_exec(void)
 static void await_waiting(void)
 {
     unsigned seen = signals_seen();
-    while (!gen_wait_waiting(READINESS_LOOK_MS)) {
+    while (!gen_wait_waiting(READINESS_LOOK_MS) || !notify_program_ready(READINESS_LOOK_MS)) {
         if (predecessor_gave_up()) {
             log_info("generation %d: generation %d gave this restart up; stopping accepting, "
                      "finishing the connections taken, exiting", gen->number, gen->number - 1);

@@ -9,6 +9,7 @@ tests play systemd's side of NOTIFY_SOCKET and check each message's sender and f
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from support.load import LoadRunner, run_load
 from support.notify import ServiceManager
 from support.proc import live_descendants
 from support.served import Served, XprocessStarter
-from support.servers import server_command
+from support.servers import SERVERS_DIR, server_command
 from support.wait import wait_for
 
 ACTIVATE = shutil.which("systemd-socket-activate")
@@ -128,12 +129,13 @@ def test_notify_ready_reloading_and_the_main_pid_handover(serve, port, manager, 
     served.stop()
 
 
-def test_the_program_does_not_see_notify_socket(manager):
+def test_the_program_never_sees_the_service_managers_socket(manager):
     done = subprocess.run([*HUPTIME, "--", sys.executable, "-c",
                            "import os; print('seen:', os.environ.get('NOTIFY_SOCKET'))"],
                           capture_output=True, text=True, timeout=60,
                           env=clean_env({"NOTIFY_SOCKET": manager.path}))
-    assert done.returncode == 0 and "seen: None" in done.stdout, done
+    assert done.returncode == 0 and manager.path not in done.stdout, done
+    assert re.search(r"seen: @huptime-notify-\d+$", done.stdout.strip()), done.stdout
 
 
 def test_notify_from_a_supervisor_that_stays_the_main_pid(serve, port, manager, tmp_path):
@@ -221,3 +223,28 @@ def test_stopping_when_the_serving_program_ends(manager):
     messages = manager.pending()
     assert [list(fields)[0] for _, fields in messages] == ["READY", "STOPPING"], messages
     assert len({pid for pid, _ in messages}) == 1
+
+
+def test_a_program_that_speaks_sd_notify_is_cut_over_only_after_its_ready(
+        under_huptime, port, manager):
+    """Its READY=1 (sent HT_NOTIFY_DELAY after it serves) counts: once generation 1 sent
+    one, each new generation is ready only after its own; its STATUS= is passed on from
+    the main process; its STOPPING=1 and MAINPID=1 never reach the service manager."""
+    command = [sys.executable, str(SERVERS_DIR / "notifying_server.py"), str(port)]
+    served = under_huptime("notifying", command, options=["--ready-timeout", "10"],
+                           env={"NOTIFY_SOCKET": manager.path, "HT_NOTIFY_DELAY": "0.6"}).start()
+    served.wait_log(r"the program speaks sd_notify")
+    messages = manager.pending()
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 20)
+        for _ in range(2):
+            served.restart()
+        messages += manager.pending()
+    assert load.result.failed == 0, load.result.summary()
+    took = [int(ms) for ms in re.findall(r"ready in (\d+) ms", served.log())]
+    assert len(took) == 2 and min(took) >= 550, took  # waited for the program's READY=1
+    statuses = [fields.get("STATUS", "") for _, fields in messages]
+    assert "app generation 1 warmed up" in statuses, messages
+    assert all("STOPPING" not in fields and fields.get("MAINPID") != "1"
+               for _, fields in messages), messages
+    served.stop()
