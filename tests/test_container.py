@@ -19,7 +19,6 @@ import psutil
 import pytest
 
 from support.huptime import HUPTIME, clean_env
-from support.load import LoadRunner
 from support.proc import live_descendants
 from support.served import Served, XprocessStarter
 from support.servers import server_command
@@ -79,12 +78,8 @@ def test_fork_mode_restarts_as_pid_1_under_load(xprocess, port, build_dir, tmp_p
     [nspid] = [line.split()[1:] for line in open(f"/proc/{served.outside}/status")
                if line.startswith("NSpid:")]
     assert nspid == [str(served.outside), "1"], nspid  # huptime is PID 1 in there
-    with LoadRunner(port, clients=8, duration=120.0) as load:
-        load.wait_until(lambda r: r.ok >= 50)
-        for _ in range(RESTARTS):
-            served.restart()
-            load.wait_until(lambda r: r.saw(f"gen={served.generation}"))
-    assert load.result.failed == 0, load.result.summary()
+    result = served.restarts_under_load(port, RESTARTS, warm=50)
+    assert result.failed == 0, result.summary()
     # Each generation's helper child outlived it, was re-parented to huptime and reaped.
     wait_for(lambda: not zombies_under(served.outside), 10,
              lambda: f"zombies under PID 1: {zombies_under(served.outside)}")

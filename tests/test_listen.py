@@ -169,12 +169,8 @@ def test_a_dynamic_python_server_waiting_in_poll_is_seen_ready_in_proc(xprocess,
     command = [sys.executable, str(SERVERS_DIR / "activated_server.py")]
     served = Listening(XprocessStarter(xprocess, "py-listen"), command,
                        options=["--listen", f"127.0.0.1:{port}", "--ready", "proc"]).start()
-    with LoadRunner(port, clients=8, duration=120.0, path="/slow") as load:
-        load.wait_until(lambda r: r.ok >= 20)
-        for _ in range(5):
-            served.restart()
-            load.wait_until(lambda r: r.saw(f"gen={served.generation}"))
-    assert load.result.failed == 0, load.result.summary()
+    result = served.restarts_under_load(port, 5, path="/slow")
+    assert result.failed == 0, result.summary()
     assert "LD_PRELOAD" not in open(f"/proc/{served.leader}/environ").read()
     served.stop()
 
@@ -325,12 +321,8 @@ def test_sockets_systemd_passed_to_huptime_are_passed_on(xprocess, go_server, po
     environ = dict(line.split("=", 1) for line in
                    Path(f"/proc/{program}/environ").read_text().split("\0") if "=" in line)
     assert environ["LISTEN_FDS"] == "2" and environ["LISTEN_FDNAMES"] == "web:extra", environ
-    with LoadRunner(port, clients=8, duration=120.0) as load:
-        load.wait_until(lambda r: r.ok >= 20)
-        for _ in range(3):
-            served.restart()
-            load.wait_until(lambda r: r.saw(f"gen={served.generation}"))
-    assert load.result.failed == 0, load.result.summary()
+    result = served.restarts_under_load(port, 3)
+    assert result.failed == 0, result.summary()
     served.stop()
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,12 +59,8 @@ def start_activated(xprocess, name: str, command: list[str], ports: list[int],
 def test_an_unmodified_server_serves_from_the_passed_socket(xprocess, port, build_dir, mode):
     served = start_activated(xprocess, f"activate-{mode}", server_command("threaded", port,
                              build_dir), [port], exec_mode=mode == "exec")
-    with LoadRunner(port, clients=8, duration=120.0) as load:
-        load.wait_until(lambda r: r.ok >= 50)
-        for _ in range(RESTARTS):
-            served.restart()
-            load.wait_until(lambda r: r.saw(f"gen={served.generation}"))
-    assert load.result.failed == 0, load.result.summary()
+    result = served.restarts_under_load(port, RESTARTS, warm=50)
+    assert result.failed == 0, result.summary()
     assert "Address already in use" not in served.log()
     served.stop()
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .huptime import HUPTIME, clean_env
+from .load import LoadResult, LoadRunner
 from .proc import is_alive, live_descendants, reap_children
 from .wait import wait_for
 
@@ -262,6 +263,18 @@ class Served:
             who=self._leader_status, every=self.every)
         self.generation = n
         return self.leader
+
+    def restarts_under_load(self, port: int, restarts: int, warm: int = 20,
+                            **options) -> LoadResult:
+        """Restart `restarts` times while load runs on port (LoadRunner options, 8
+        clients unless said); each restart counts once the new generation answered.
+        The final load result."""
+        with LoadRunner(port, duration=120.0, **{"clients": 8, **options}) as load:
+            load.wait_until(lambda r: r.ok >= warm)
+            for _ in range(restarts):
+                self.restart()
+                load.wait_until(lambda r: r.saw(f"gen={self.generation}"))
+        return load.result
 
     def expect_rollback(self, timeout: float = 30.0) -> str:
         """Send the restart signal; return the logged reason the new generation failed."""
