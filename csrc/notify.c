@@ -56,8 +56,12 @@ void notify_init(void)
     const char *path = huptime_env_get(cfg.envp, NOTIFY_SOCKET);
     if (getenv(NOTIFY_SOCKET))
         unsetenv(NOTIFY_SOCKET); /* the program's own messages could stop the unit */
-    if (!path || cfg.supervisor_fd >= 0)
+    if (!path)
         return;
+    if (cfg.supervisor_fd >= 0) { /* the supervisor speaks; the program's READY=1 still gates */
+        open_proxy();
+        return;
+    }
     const char *store = huptime_env_get(cfg.envp, "FDSTORE");
     fd_store = store && strcmp(store, "0") != 0;
     size_t n = strlen(path);

@@ -12,6 +12,7 @@ import socket
 import time
 
 VARIABLE = "NOTIFY_SOCKET"
+SUPERVISED = "@huptime-supervised"  # what a supervised program's shim finds (see above)
 
 
 class Notifier:
@@ -25,10 +26,16 @@ class Notifier:
         self.warned = False
 
     @classmethod
-    def from_environment(cls, env: dict[str, str]) -> Notifier:
-        """The notifier of env's NOTIFY_SOCKET, which is removed from env: the program
-        under huptime must not speak for the service."""
-        return cls(env.pop(VARIABLE, None), env.pop("FDSTORE", "0") not in ("", "0"))
+    def from_environment(cls, env: dict[str, str], shim: bool = False) -> Notifier:
+        """The notifier of env's NOTIFY_SOCKET, which is taken from env: the program
+        under huptime must not speak for the service. With shim, env gets a name no
+        one binds instead (SUPERVISED): the shim gives the program a socket of its own
+        under it, whose READY=1 gates restarts; a program without the shim reaches
+        nothing."""
+        found = cls(env.pop(VARIABLE, None), env.pop("FDSTORE", "0") not in ("", "0"))
+        if shim and found.address is not None:
+            env[VARIABLE] = SUPERVISED
+        return found
 
     def send(self, *lines: str, fds: list[int] = ()) -> None:
         if self.address is None:

@@ -113,7 +113,7 @@ class Supervisor:
         self.slots = [Slot(i if copies > 1 else None) for i in range(copies)]
         self.stopping = False
         self.status = 0
-        self.notifier = Notifier.from_environment(self.env)  # systemd's, not the program's
+        self.notifier = Notifier.from_environment(self.env, shim=True)  # systemd's
         self.record = env.get(protocol.ENV_CONTROL)
         self.announced = False
         self.reload: dict[int | None, int] | None = None  # a restart: generations it began with
