@@ -17,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from support.build import build_c, root_only_port
@@ -182,6 +184,7 @@ def test_a_broken_new_version_is_rolled_back(listening, port):
         load.wait_until(lambda r: r.ok >= 20)
         served.behaviour.write_text("crash")
         done = run_huptime("--restart", "--", *command)
+        crashed = time.monotonic()
         assert done.returncode == 1 and "exited with status 3 before it was ready" in \
             done.stderr, done
         served.behaviour.write_text("hang")
@@ -195,6 +198,14 @@ def test_a_broken_new_version_is_rolled_back(listening, port):
         load.wait_until(lambda r: r.saw("gen=4"))
     assert load.result.failed == 0, load.result.summary()
     assert not load.result.saw("gen=2") and not load.result.saw("gen=3")
+    # Once the crashed generation's grace (5 s) is over, huptime sleeps: it once woke
+    # without end for a generation that had nothing left to end.
+    time.sleep(max(0.0, crashed + 6 - time.monotonic()))
+    huptime = psutil.Process(served.supervisor)
+    before = sum(huptime.cpu_times()[:2])
+    time.sleep(2)
+    spent = sum(huptime.cpu_times()[:2]) - before
+    assert spent < 0.3, f"huptime used {spent:.2f} s of CPU in 2 s with nothing to do"
     served.stop()
 
 

@@ -221,7 +221,8 @@ class Activation:
         self.event(gen.number, gen.copies[0].pid or os.getpid(), protocol.EVENT_FAILED, why)
         gen.stop_at = time.monotonic() + ROLLBACK_GRACE
         self.signal(gen, signals.SIGTERM)
-        self.stopped.append(gen)
+        if gen.pids:  # copies still to end (one that exited is already reaped)
+            self.stopped.append(gen)
 
     def signal(self, gen: Generation, sig: int) -> None:
         for pid in gen.pids:
@@ -325,10 +326,11 @@ class Activation:
     def on_timers(self) -> None:
         now = time.monotonic()
         for gen in list(self.stopped):
-            if gen.stop_at is not None and now >= gen.stop_at and gen.pids:
-                log(f"generation {gen.number} still runs after its time; SIGKILL")
-                self.signal(gen, signals.SIGKILL)
-                gen.stop_at = None
+            if gen.stop_at is not None and now >= gen.stop_at:
+                if gen.pids:
+                    log(f"generation {gen.number} still runs after its time; SIGKILL")
+                    self.signal(gen, signals.SIGKILL)
+                gen.stop_at = None  # due once: the loop must not wake for it again
         for gen in (self.serving, self.starting):
             for slot, copy in enumerate(gen.copies if gen and not self.stopping else []):
                 if copy.revive_at is not None and now >= copy.revive_at:
