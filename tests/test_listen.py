@@ -150,6 +150,7 @@ def test_a_dynamic_program_is_not_refused(tmp_path, build_dir):
 ])
 def test_a_static_go_server_restarts_under_load(listening, port, ready, restarts, seen):
     served = listening(["--listen", f"127.0.0.1:{port}", "--ready", ready])
+    fds = len(os.listdir(f"/proc/{served.supervisor}/fd"))
     with LoadRunner(port, clients=8, duration=120.0, path="/slow") as load:
         load.wait_until(lambda r: r.ok >= 20)
         for _ in range(restarts):
@@ -161,6 +162,8 @@ def test_a_static_go_server_restarts_under_load(listening, port, ready, restarts
     assert len(readies) == restarts and all(re.search(seen, how) for how in readies), readies
     # Old generations are gone: only huptime and the serving program are left.
     wait_for(lambda: len(live_descendants()) == 2, 30, lambda: str(live_descendants()))
+    count = lambda: len(os.listdir(f"/proc/{served.supervisor}/fd"))  # noqa: E731
+    wait_for(lambda: count() == fds, 10, lambda: f"{count()} fds, {fds} at start")  # none kept
     served.stop()
 
 

@@ -61,7 +61,6 @@ class Generation:
     page: Page | None = None
     serving: bool = False
     stop_at: float | None = None  # SIGKILL then (draining or stopped before serving)
-    stopped_by: str = ""          # why it was stopped before it served
     pids: set[int] = field(default_factory=set)
 
 
@@ -241,6 +240,9 @@ class Activation:
             copy = next((c for c in gen.copies if c.pid == pid), None)
             if copy is not None:
                 copy.pid = 0
+                if copy.notify is not None:  # its process is gone: nothing more can come
+                    copy.notify.close()
+                    copy.notify = None
             if gen is self.starting and copy is not None and not self.stopping:
                 how = f"(pid {pid}) {describe_exit(status)} before it was ready"
                 if self.serving is None:
@@ -356,8 +358,14 @@ class Activation:
         self.starting = self.start_generation()
         while self.alive() or any(c.revive_at for g in (self.serving, self.starting) if g
                                   for c in g.copies):
-            notify = [c.notify for g in (self.starting,) if g for c in g.copies if c.notify]
+            # Every live copy's NOTIFY_SOCKET is read, so a program that keeps sending
+            # (WATCHDOG=1) never blocks on a full queue; only a start's READY=1 counts.
+            notify = [c.notify for g in (self.starting, self.serving, *self.stopped) if g
+                      for c in g.copies if c.notify]
             ready, _, _ = select.select([wake_r, *notify], [], [], self.due())
+            for sock in notify:
+                if sock in ready:
+                    sock.read()
             if wake_r in ready:
                 for sig in os.read(wake_r, 512):
                     if sig in (signals.SIGTERM, signals.SIGINT):

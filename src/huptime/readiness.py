@@ -155,7 +155,8 @@ class NotifySocket:
 
     def close(self) -> None:
         self.sock.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        if not self.path.startswith("\0"):  # an abstract name has no file
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
