@@ -350,24 +350,25 @@ static int maps_id(pid_t pid, const char *id)
     return lines ? found : -1;
 }
 
-/* Whether pid holds the socket `inode` but does not map this instance's page:
- * a program started by exec. One exiting (its maps go first) or between exec and
- * closing its close-on-exec fds only looks so: the answer must hold 4 times. */
-static int stranger(pid_t pid, unsigned long inode, const char *page)
+/* Which of the n sockets `inodes` pid holds while not mapping this instance's page
+ * (a program started by exec), or -1. One exiting (its maps go first) or between
+ * exec and closing its close-on-exec fds only looks so: it must hold 4 times. */
+static int stranger(pid_t pid, const unsigned long *inodes, int n, const char *page)
 {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0;; i++) {
         struct socks s = { NULL, 0, 0 };
-        int holds = 0;
+        int held = -1;
         list_sockets(pid, &s);
-        for (int k = 0; k < s.n; k++)
-            holds |= s.v[k].inode == inode;
+        for (int k = 0; k < s.n && held < 0; k++)
+            for (int j = 0; j < n && held < 0; j++)
+                held = s.v[k].inode == inodes[j] ? j : -1;
         free(s.v);
-        if (!holds || maps_id(pid, page) != 0)
-            return 0;
-        if (i < 3)
-            usleep(20 * 1000);
+        if (held < 0 || maps_id(pid, page) != 0)
+            return -1;
+        if (i == 3)
+            return held;
+        usleep(20 * 1000);
     }
-    return 1;
 }
 
 pid_t held_unfollowed_listener(int *fd)
@@ -389,12 +390,11 @@ pid_t held_unfollowed_listener(int *fd)
         return 0;
     }
     int m = process_tree(getpid(), 0, pids, MAX_PROCESSES);
-    for (int i = 1; i < m && !found; i++) /* pids[0]: this process */
-        for (int j = 0; j < n && !found; j++)
-            if (stranger(pids[i], inodes[j], page)) {
-                found = pids[i];
-                *fd = fds[j];
-            }
+    for (int i = 1, j; i < m && !found; i++) /* pids[0]: this process */
+        if ((j = stranger(pids[i], inodes, n, page)) >= 0) {
+            found = pids[i];
+            *fd = fds[j];
+        }
     free(pids);
     return found;
 }

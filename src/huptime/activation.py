@@ -30,17 +30,12 @@ from huptime.notify import Notifier
 from huptime.procfs import descendants
 from huptime.record import Page
 from huptime.supervisor import (BACKOFF_FIRST, BACKOFF_MAX, STABLE_AFTER, describe_exit,
-                                exec_child, log, pin_record)
+                                exec_child, exit_status, log, pin_record)
 
 FIRST_FD = 3  # SD_LISTEN_FDS_START
 TICKS = (0.5, 0.005, 0.02)  # /proc is looked at every 5 ms in a start's first 0.5 s, then 20 ms
 ROLLBACK_GRACE = 5.0
 MAX_TREE = 10_000  # processes looked at below one start  # a generation stopped before it served: SIGTERM, then SIGKILL
-
-
-def exit_status(status: int) -> int:
-    """A wait status as a shell reports it: the code, or 128 + the signal."""
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 @dataclass

@@ -56,6 +56,11 @@ def log(message: str) -> None:
     print(f"huptime[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
 
 
+def exit_status(status: int) -> int:
+    """A wait status as a shell reports it: the code, or 128 + the signal."""
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
 def describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"was killed by signal {os.WTERMSIG(status)}"
@@ -250,8 +255,7 @@ class Supervisor:
         if not (self.settings.revive or self.settings.multi > 1):  # PID 1: the program's end
             log(f"generation {slot.generation} (pid {pid}) {how} after {ran:.1f} s; stopping "
                 "(huptime is PID 1 and stays until the program ends; --revive starts it again)")
-            self.status = (os.waitstatus_to_exitcode(status) if os.WIFEXITED(status)
-                           else 128 + os.WTERMSIG(status))
+            self.status = exit_status(status)
             self.stopping = True
             self.send(signals.SIGTERM, everyone=True)
             return
