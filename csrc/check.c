@@ -1,4 +1,4 @@
-/* check.c - run --check and judge it (check.h). */
+/* check.c - run --check (and --probe's command) and judge it (check.h). */
 #define _GNU_SOURCE
 #include "check.h"
 #include "clock.h"
@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,20 +65,33 @@ static void last_lines(const char *tail, size_t used, char *out, size_t size)
 
 int check_passes(char *why, size_t size)
 {
-    if (!cfg.check)
-        return 1;
-    int p[2];
+    return !cfg.check || check_command(cfg.check, NULL, cfg.ready_timeout_ms, why, size);
+}
+
+int check_command(const char *command, char **envp, long timeout_ms, char *why, size_t size)
+{
+    int p[2], st[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
         snprintf(why, size, "could not run: pipe: %s", strerror(errno));
         return 0;
     }
+    if (pipe2(st, O_CLOEXEC | O_NONBLOCK) < 0) {
+        snprintf(why, size, "could not run: pipe: %s", strerror(errno));
+        REAL(close)(p[0]);
+        REAL(close)(p[1]);
+        return 0;
+    }
     reg_adopt(&p[0], FD_INTERNAL);
     reg_adopt(&p[1], FD_INTERNAL);
-    pid_t pid = spawn_command(cfg.check, p[1]);
+    reg_adopt(&st[0], FD_INTERNAL);
+    reg_adopt(&st[1], FD_INTERNAL);
+    pid_t pid = spawn_command(command, p[1], st[1], envp);
     reg_release(&p[1]);
+    reg_release(&st[1]);
     if (pid < 0) {
-        snprintf(why, size, "could not run: vfork: %s", strerror(errno));
+        snprintf(why, size, "could not run: clone: %s", strerror(errno));
         reg_release(&p[0]);
+        reg_release(&st[0]);
         return 0;
     }
     int pidfd = pidfd_open(pid);
@@ -84,7 +99,7 @@ int check_passes(char *why, size_t size)
         reg_adopt(&pidfd, FD_INTERNAL);
     char tail[TAIL], buf[4096];
     size_t used = 0;
-    long deadline = now_ms() + cfg.ready_timeout_ms;
+    long deadline = now_ms() + timeout_ms;
     int timed_out = 0, open = 1;
     siginfo_t si;
     memset(&si, 0, sizeof si);
@@ -115,19 +130,29 @@ int check_passes(char *why, size_t size)
         }
     }
     if (timed_out)
-        pidfd_signal(pidfd, SIGKILL);
-    pidfd_wait(pidfd, &si, WEXITED);
+        kill(-pid, SIGKILL); /* its process group: the shell and what it started */
+    pidfd_wait(pidfd, &si, WEXITED | __WALL);
     reg_release(&pidfd);
     reg_release(&p[0]);
+    char status[16];
+    ssize_t got = read(st[0], status, sizeof status - 1);
+    reg_release(&st[0]);
+    if (got > 0) { /* the shell's word on the command, even if the program reaped the shell */
+        status[got] = '\0';
+        si.si_code = CLD_EXITED;
+        si.si_status = atoi(status);
+    }
     if (!timed_out && si.si_code == CLD_EXITED && si.si_status == 0)
         return 1;
     char lines[256];
     last_lines(tail, used, lines, sizeof lines);
     int n;
     if (timed_out)
-        n = snprintf(why, size, "did not finish within %ld ms", cfg.ready_timeout_ms);
+        n = snprintf(why, size, "did not finish within %ld ms", timeout_ms);
     else if (si.si_code == CLD_EXITED)
         n = snprintf(why, size, "exited with status %d", si.si_status);
+    else if (!si.si_code)
+        n = snprintf(why, size, "ended, but its status went to the program's waitpid()");
     else
         n = snprintf(why, size, "was killed by signal %d", si.si_status);
     if (lines[0] && n > 0 && (size_t)n < size)

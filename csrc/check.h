@@ -14,4 +14,8 @@
  * happened and the last lines of its output, on one line. */
 int check_passes(char *why, size_t size);
 
+/* The same for any command: envp as spawn_command's (NULL: the start
+ * environment), bounded by timeout_ms. */
+int check_command(const char *command, char **envp, long timeout_ms, char *why, size_t size);
+
 #endif

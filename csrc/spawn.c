@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -173,18 +175,16 @@ pid_t spawn_child(struct spawn_plan *p)
     return pid;
 }
 
-pid_t spawn_command(const char *command, int out_fd)
+struct command_start { const char *command; int out_fd, status_fd; char **envp; };
+
+/* The child of spawn_command: shares this memory until it execs (CLONE_VM |
+ * CLONE_VFORK), so async-signal-safe calls only. */
+static int command_child(void *arg)
 {
-    char *argv[] = { "sh", "-c", (char *)command, NULL };
-    sigset_t all;
-    sigfillset(&all);
-    pid_t pid = vfork();
-    if (pid != 0)
-        return pid;
-    /* Async-signal-safe from here to execve: a vfork child. */
+    struct command_start *c = arg;
+    char *argv[] = { "sh", "-c", (char *)c->command, NULL };
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sigprocmask(SIG_SETMASK, &all, NULL);
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP) {
             sa.sa_handler = sigismember(&cfg.start_ignored, sig) ? SIG_IGN : SIG_DFL;
@@ -196,12 +196,44 @@ pid_t spawn_command(const char *command, int out_fd)
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null >= 0)
         REAL(dup2)(null, 0);
-    REAL(dup2)(out_fd, 1);
-    REAL(dup2)(out_fd, 2);
-    syscall(SYS_close_range, 3, ~0U, 0);
+    REAL(dup2)(c->out_fd, 1);
+    REAL(dup2)(c->out_fd, 2);
+    REAL(dup2)(c->status_fd, 3);
+    syscall(SYS_close_range, 4, ~0U, 0);
+    setpgid(0, 0); /* a timeout ends the shell and whatever it started */
     sigprocmask(SIG_SETMASK, &cfg.start_mask, NULL);
-    REAL(execve)("/bin/sh", argv, cfg.envp);
+    REAL(execve)("/bin/sh", argv, c->envp ? c->envp : cfg.envp);
     _exit(127);
+}
+
+/* Its stack: the parent waits (CLONE_VFORK) until the child execs or exits. */
+#define COMMAND_STACK (64 * 1024)
+
+pid_t spawn_command(const char *command, int out_fd, int status_fd, char **envp)
+{
+    /* The status goes through a pipe as well: a program that reaps every child
+     * (nginx's master calls waitpid(-1)) may take it before the shim does. */
+    char *wrapped = NULL;
+    if (asprintf(&wrapped, "( %s\n) 3>&-; echo $? >&3", command) < 0)
+        return -1;
+    struct command_start c = { wrapped, out_fd, status_fd, envp };
+    char *stack = malloc(COMMAND_STACK);
+    if (!stack) {
+        free(wrapped);
+        return -1;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* no handler of the program's in the child */
+    /* Exit signal 0: the program gets no SIGCHLD for it (its waitpid(-1) may
+     * still reap it). */
+    pid_t pid = clone(command_child, stack + COMMAND_STACK, CLONE_VM | CLONE_VFORK, &c);
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    free(stack);
+    free(wrapped);
+    errno = e;
+    return pid;
 }
 
 void spawn_exec_self(struct spawn_plan *p)

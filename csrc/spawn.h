@@ -32,10 +32,13 @@ void spawn_plan_free(struct spawn_plan *p);
 /* vfork + execve; the child's PID, or -1. */
 pid_t spawn_child(struct spawn_plan *p);
 
-/* --check: `/bin/sh -c command` from the start directory with the start
- * environment and signal state, stdin /dev/null, stdout and stderr to out_fd,
- * no other descriptor. vfork + execve; the child's PID, or -1. */
-pid_t spawn_command(const char *command, int out_fd);
+/* --check and --probe: `/bin/sh -c command` from the start directory with the
+ * start environment (or envp, if not NULL) and signal state, in a process group
+ * of its own, stdin /dev/null, stdout and stderr to out_fd, no other descriptor
+ * of the program's. The shell writes the command's exit status ("%d\n") to
+ * status_fd before it exits. The child's PID, or -1. Its exit signal is 0: the
+ * program gets no SIGCHLD for it; wait for it with __WALL. */
+pid_t spawn_command(const char *command, int out_fd, int status_fd, char **envp);
 
 /* Replace this process's image; returns only if execve failed. */
 void spawn_exec_self(struct spawn_plan *p);
