@@ -179,8 +179,9 @@ def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir:
     load = None
     watch = ExitWatch()
     try:
+        probe = ["--probe-http", server.path] if mode == "probe" else []  # fork, probed
         served = b.served(server.command, served_log, exec_mode=(mode == "exec"),
-                          cwd=tmp).start(START_TIMEOUT)
+                          cwd=tmp, options=probe).start(START_TIMEOUT)
         first = FirstReply()
         load = b.LoadRunner(port, path=server.path, clients=CLIENTS,
                             duration=restarts * 10.0 + 60.0, max_requests=100_000_000,
@@ -188,7 +189,7 @@ def measure_restarts(name: str, mode: str, restarts: int, work: Path, build_dir:
         load.start()
         load.wait_until(lambda r: r.ok >= 20, timeout=15.0)
         for _ in range(restarts):
-            old = watch.open(served.leader) if mode == "fork" else None
+            old = watch.open(served.leader) if mode != "exec" else None
             served.restart(RESTART_TIMEOUT)
             sent, serving = served.sent_at, served.serving_at
             watch.add(old, serving)
@@ -573,7 +574,9 @@ def main() -> int:
     parser.add_argument("--servers", default="all",
                         help=f"comma-separated, from {','.join(SERVERS)} (default: all; "
                              f"nginx only if installed)")
-    parser.add_argument("--modes", default="fork,exec", help="fork,exec (default both)")
+    parser.add_argument("--modes", default="fork,exec,probe",
+                        help="fork,exec,probe (default all; probe: fork mode with "
+                             "--probe-http on the server's path)")
     parser.add_argument("--quick", action="store_true", help="20 restarts")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (server logs) even if all went well")
@@ -592,8 +595,8 @@ def main() -> int:
         if "nginx" in servers and not nginx:
             parser.error("nginx is not installed")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if not modes or any(m not in ("fork", "exec") for m in modes):
-        parser.error("--modes takes fork, exec or fork,exec")
+    if not modes or any(m not in ("fork", "exec", "probe") for m in modes):
+        parser.error("--modes takes fork, exec, probe (fork mode with --probe-http) or a list")
 
     b.prepare()
     sys.setswitchinterval(0.001)  # the load threads and the timing loop share one GIL
@@ -613,8 +616,9 @@ def main() -> int:
         restart_results: dict[tuple[str, str], RestartResult] = {}
         rates: dict[str, dict[str, float]] = {}
         for name in servers:
-            say(f"  {name}: throughput (bare, {', '.join(modes)})")
-            rates[name], problem = measure_throughput(name, modes, work, build_dir, nginx)
+            steady = [m for m in modes if m != "probe"]  # a probe costs nothing between restarts
+            say(f"  {name}: throughput (bare, {', '.join(steady)})")
+            rates[name], problem = measure_throughput(name, steady, work, build_dir, nginx)
             errors += problem is not None
             for mode in modes:
                 say(f"  {name}: {restarts} restarts, {mode} mode")

@@ -316,7 +316,8 @@ enum config_result config_load(int argc, char **argv, char **envp)
     }
     if (setting_ms(envp, ENV_READY_TIMEOUT_MS, 60000, 0, &cfg.ready_timeout_ms) < 0 ||
         setting_ms(envp, ENV_DRAIN_TIMEOUT_MS, 300000, 0, &cfg.drain_timeout_ms) < 0 ||
-        setting_ms(envp, ENV_DRAIN_IDLE_MS, 1000, 1, &cfg.drain_idle_ms) < 0)
+        setting_ms(envp, ENV_DRAIN_IDLE_MS, 1000, 1, &cfg.drain_idle_ms) < 0 ||
+        setting_ms(envp, ENV_PROBE_TIMEOUT_MS, cfg.ready_timeout_ms, 0, &cfg.probe_timeout_ms) < 0)
         return CONFIG_INERT;
 
     s = huptime_env_get(envp, ENV_DRAIN_SIGNAL);
@@ -339,6 +340,9 @@ enum config_result config_load(int argc, char **argv, char **envp)
     }
     s = huptime_env_get(envp, ENV_CHECK);
     if (s && *s && !(cfg.check = strdup(s)))
+        return CONFIG_INERT;
+    s = huptime_env_get(envp, ENV_PROBE);
+    if (s && *s && cfg.mode == MODE_FORK && !(cfg.probe = strdup(s)))
         return CONFIG_INERT;
     s = huptime_env_get(envp, ENV_WAIT);
     cfg.wait_children = s && strcmp(s, "1") == 0;

@@ -28,6 +28,8 @@ struct config {
     long drain_idle_ms;       /* --drain-idle: 0 off */
     int drain_signal;         /* --drain-signal: 0 none */
     char *check;              /* --check: a shell command, or NULL */
+    char *probe;              /* --probe: a shell command, or NULL (fork mode only) */
+    long probe_timeout_ms;    /* --probe-timeout */
     int backlog;              /* --backlog: listen queues at least this long; 0 as asked */
     int wait_children;        /* --wait: children may finish before the generation ends */
     int generation;           /* 1 for the launcher's start */

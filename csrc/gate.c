@@ -9,11 +9,13 @@
 #include "real.h"
 #include "registry.h"
 #include "signals.h"
+#include "twin.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,10 +24,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* epoll data of the stop pipe in the program's epoll sets ("huptime!"). */
-#define WAKE_MAGIC 0x21656d6974707568ULL
-
 static int stopped;   /* this process has dropped its listeners */
+
+int gate_stopped(void) { return __atomic_load_n(&stopped, __ATOMIC_RELAXED); }
 
 int gate_listening(int fd)
 {
@@ -43,6 +44,7 @@ int gate_listening(int fd)
     if (fl < 0)
         return 0;
     reg_listener_add(fd, (fl & O_NONBLOCK) != 0);
+    twin_listening(fd);
     if (!(fl & O_NONBLOCK))
         REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK);
     LOG_DEBUG("listener on descriptor %d%s", fd, fl & O_NONBLOCK ? " (non-blocking)" : "");
@@ -106,11 +108,14 @@ static ssize_t refuse(int blocking)
  * program's call is: a thread blocked here is cancelled like one in accept. */
 static __attribute__((noinline)) int wait_readable(int fd, int timeout_ms)
 {
-    struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
+    int swap = twin_swap_fd(); /* --probe: the twins are swapped for the shared sockets */
+    struct pollfd p[3] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 }, { swap, POLLIN, 0 } };
     unsigned seen = signals_seen();
-    int r = REAL(poll)(p, 2, timeout_ms);
+    int r = REAL(poll)(p, swap >= 0 ? 3 : 2, timeout_ms);
     if (r < 0 && errno == EINTR && signals_seen() == seen)
         return -1;
+    if (r > 0 && swap >= 0 && p[2].revents)
+        twin_swap_here();
     if (r == 0) {
         errno = EAGAIN;
         return -1;
@@ -297,103 +302,4 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     else if (c >= 0)
         gen_conn_add(-1); /* above the registry: never counted down, so not counted */
     return c;
-}
-
-int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask)
-{
-    nfds_t i;
-    gate_dgram_done();
-    for (i = 0; i < n; i++)
-        if (reg_is_handed_over(reg_kind(fds[i].fd)))
-            break;
-    if (i == n)
-        return REAL(ppoll)(fds, n, timeout, mask);
-    gate_note_wait();
-    if (gen_draining())
-        gate_local_stop();
-    if (stopped)
-        return REAL(ppoll)(fds, n, timeout, mask);
-
-    struct pollfd local[32], *all = n < 32 ? local : malloc((n + 1) * sizeof *all);
-    if (!all)
-        return REAL(ppoll)(fds, n, timeout, mask);
-    memcpy(all, fds, n * sizeof *all);
-    all[n] = (struct pollfd){ gen_wake_rd, POLLIN, 0 };
-    long start = now_ms();
-    int r = REAL(ppoll)(all, n + 1, timeout, mask);
-    int woke = r > 0 && all[n].revents;
-    if (woke) {
-        r--;
-        gate_local_stop();
-        for (i = 0; i < n; i++)
-            if (reg_kind(all[i].fd) == FD_STOPPED && all[i].revents) {
-                all[i].revents = 0;
-                r--;
-            }
-    }
-    for (i = 0; i < n; i++)
-        fds[i].revents = all[i].revents;
-    if (all != local)
-        free(all);
-    if (woke && r == 0) {
-        /* Only the stop woke us: wait out the rest of the program's timeout. */
-        if (!timeout)
-            return REAL(ppoll)(fds, n, NULL, mask);
-        long left = timeout->tv_sec * 1000L + timeout->tv_nsec / 1000000L - (now_ms() - start);
-        struct timespec rest = { left > 0 ? left / 1000 : 0, left > 0 ? (left % 1000) * 1000000L : 0 };
-        return REAL(ppoll)(fds, n, &rest, mask);
-    }
-    return r;
-}
-
-int gate_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
-{
-    int r = REAL(epoll_ctl)(epfd, op, fd, ev);
-    if (r != 0 || !reg_is_handed_over(reg_kind(fd)) || config_in_vfork_child())
-        return r;
-    if (op == EPOLL_CTL_ADD) {
-        if (reg_kind(epfd) != FD_EPOLL) {
-            struct epoll_event wake = { .events = EPOLLIN, .data.u64 = WAKE_MAGIC };
-            int saved = errno;
-            if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, gen_wake_rd, &wake) < 0 && errno != EEXIST)
-                LOG_DEBUG("cannot add the stop pipe to epoll set %d: %s", epfd, strerror(errno));
-            errno = saved;
-        }
-        reg_epoll_added(epfd, fd);
-    } else if (op == EPOLL_CTL_DEL) {
-        reg_epoll_removed(epfd, fd);
-    }
-    return r;
-}
-
-int gate_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask)
-{
-    gate_dgram_done();
-    if (reg_kind(epfd) != FD_EPOLL)
-        return REAL(epoll_pwait)(epfd, ev, max, timeout_ms, mask);
-    gate_note_wait();
-    long start = now_ms();
-    int left = timeout_ms;
-    for (;;) {
-        int r = REAL(epoll_pwait)(epfd, ev, max, left, mask);
-        if (r <= 0)
-            return r;
-        int kept = 0, woke = 0;
-        for (int i = 0; i < r; i++) {
-            if (ev[i].data.u64 == WAKE_MAGIC)
-                woke = 1;
-            else
-                ev[kept++] = ev[i];
-        }
-        if (woke)
-            gate_local_stop();
-        if (kept > 0 || !woke || timeout_ms == 0)
-            return kept;
-        if (timeout_ms > 0) {
-            long rest = timeout_ms - (now_ms() - start);
-            if (rest <= 0)
-                return 0;
-            left = (int)rest;
-        }
-    }
 }

@@ -8,9 +8,6 @@
 #ifndef HUPTIME_GATE_H
 #define HUPTIME_GATE_H
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -48,14 +45,7 @@ void gate_local_stop(void);
  * program's blocking choice says, counts it; in a draining generation never
  * takes one (EAGAIN, or the calling thread waits until the process ends). */
 int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
-/* poll()/ppoll(): with a handed-over socket in the set, also waits on the stop
- * pipe and drops the listeners when it fires; otherwise plain ppoll. */
-int gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask);
-/* epoll_ctl(): follows which epoll sets watch listeners, and adds the stop pipe
- * to each. */
-int gate_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
-/* epoll_wait() family on a set that watches a listener: hides the stop pipe's
- * event and drops the listeners when it fires. */
-int gate_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const sigset_t *mask);
+/* This process stopped accepting (gate_local_stop ran). */
+int gate_stopped(void);
 
 #endif

@@ -30,18 +30,29 @@ static int sock_int(int fd, int opt)
     return getsockopt(fd, SOL_SOCKET, opt, &v, &len) == 0 ? v : -1;
 }
 
-int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
+int inherit_match(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct sockaddr_storage have;
     int type = sock_int(fd, SO_TYPE);
     for (int i = 0; i < cfg.n_inherited; i++) {
         int old = cfg.inherited[i];
         socklen_t hlen = sizeof have;
-        if (old < 0 || getsockname(old, (struct sockaddr *)&have, &hlen) < 0)
-            continue;
-        if (!huptime_sockaddr_same(addr, len, (struct sockaddr *)&have, hlen) ||
-            sock_int(old, SO_TYPE) != type)
-            continue;
+        if (old >= 0 && getsockname(old, (struct sockaddr *)&have, &hlen) == 0 &&
+            huptime_sockaddr_same(addr, len, (struct sockaddr *)&have, hlen) &&
+            sock_int(old, SO_TYPE) == type)
+            return i;
+    }
+    return -1;
+}
+
+void inherit_release(int i) { reg_release(&cfg.inherited[i]); }
+
+int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int type = sock_int(fd, SO_TYPE);
+    int i = inherit_match(fd, addr, len);
+    if (i >= 0) {
+        int old = cfg.inherited[i];
         int fdflags = REAL(fcntl64)(fd, F_GETFD);
         int flflags = REAL(fcntl64)(fd, F_GETFL);
         if (fdflags < 0 || flflags < 0)

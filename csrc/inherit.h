@@ -23,6 +23,11 @@ int inherit_claim(int fd, const struct sockaddr *addr, socklen_t len);
  * still reachable through, and its bind() then claims the inherited socket. */
 int inherit_protects_path(int dirfd, const char *path);
 
+/* The index in cfg.inherited of the socket bound to addr with fd's type, or -1. */
+int inherit_match(int fd, const struct sockaddr *addr, socklen_t len);
+/* Inherited socket i is taken care of by other means (twin.h): close it. */
+void inherit_release(int i);
+
 /* How many inherited listeners are not claimed yet. */
 int inherit_unclaimed(void);
 

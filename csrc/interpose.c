@@ -21,14 +21,18 @@
 #include "generation.h"
 #include "handoff.h"
 #include "inherit.h"
+#include "log.h"
 #include "real.h"
 #include "registry.h"
 #include "restart.h"
 #include "signals.h"
+#include "twin.h"
+#include "waits.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
@@ -44,9 +48,29 @@ static int is_listener(int fd)
 
 /* ---- sockets ---- */
 
+/* --probe: bind() to an inherited stream listener's address makes a private
+ * twin (twin.h); its listen() registers it. 1 if it did. */
+static int bind_twin(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    int type = 0, i;
+    socklen_t tlen = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
+        (i = inherit_match(fd, addr, len)) < 0)
+        return 0;
+    if (twin_make(fd, cfg.inherited[i]) < 0) {
+        log_info("cannot bind a private twin for --probe: %s; the shared socket is used at once",
+                 strerror(errno));
+        return 0;
+    }
+    inherit_release(i);
+    return 1;
+}
+
 HUPTIME_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
     int claimed;
+    if (ACTIVE && cfg.n_inherited && twin_wanted() && bind_twin(fd, addr, len))
+        return 0;
     if (ACTIVE && cfg.n_inherited && (claimed = inherit_claim(fd, addr, len))) {
         if (claimed == SOCK_DGRAM)
             gate_dgram_socket(fd);
@@ -257,7 +281,7 @@ HUPTIME_API int poll(struct pollfd *fds, nfds_t n, int timeout_ms)
     if (!ACTIVE)
         return REAL(poll)(fds, n, timeout_ms);
     struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
-    return gate_poll(fds, n, timeout_ms < 0 ? NULL : &ts, NULL);
+    return waits_poll(fds, n, timeout_ms < 0 ? NULL : &ts, NULL);
 }
 
 HUPTIME_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
@@ -265,7 +289,7 @@ HUPTIME_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeo
 {
     if (!ACTIVE)
         return REAL(ppoll)(fds, n, timeout, mask);
-    return gate_poll(fds, n, timeout, mask);
+    return waits_poll(fds, n, timeout, mask);
 }
 
 static void note_select(int n, fd_set *readfds)
@@ -304,14 +328,14 @@ HUPTIME_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     if (!ACTIVE)
         return REAL(epoll_ctl)(epfd, op, fd, ev);
-    return gate_epoll_ctl(epfd, op, fd, ev);
+    return waits_epoll_ctl(epfd, op, fd, ev);
 }
 
 HUPTIME_API int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms)
 {
     if (!ACTIVE)
         return REAL(epoll_wait)(epfd, ev, max, timeout_ms);
-    return gate_epoll_wait(epfd, ev, max, timeout_ms, NULL);
+    return waits_epoll_wait(epfd, ev, max, timeout_ms, NULL);
 }
 
 HUPTIME_API int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms,
@@ -319,7 +343,7 @@ HUPTIME_API int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeo
 {
     if (!ACTIVE)
         return REAL(epoll_pwait)(epfd, ev, max, timeout_ms, mask);
-    return gate_epoll_wait(epfd, ev, max, timeout_ms, mask);
+    return waits_epoll_wait(epfd, ev, max, timeout_ms, mask);
 }
 
 HUPTIME_API int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
@@ -330,7 +354,7 @@ HUPTIME_API int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
     long ms = -1;
     if (timeout)
         ms = timeout->tv_sec * 1000L + (timeout->tv_nsec + 999999L) / 1000000L;
-    return gate_epoll_wait(epfd, ev, max, ms > 0x7fffffffL ? 0x7fffffff : (int)ms, mask);
+    return waits_epoll_wait(epfd, ev, max, ms > 0x7fffffffL ? 0x7fffffff : (int)ms, mask);
 }
 
 /* ---- processes ---- */

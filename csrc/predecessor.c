@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -68,5 +69,21 @@ void predecessor_report_daemon(int pid)
     char msg[1 + sizeof(int)] = { READY_DAEMON[0] };
     memcpy(msg + 1, &pid, sizeof pid);
     ssize_t w = write(cfg.ready_fd, msg, sizeof msg); /* one write: atomic on a pipe */
+    (void)w;
+}
+
+void predecessor_report_failure(const char *why)
+{
+    if (cfg.ready_fd < 0)
+        return;
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, READY_FAILED "%s\n", why);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof msg) {
+        n = (int)sizeof msg - 1;
+        msg[n - 1] = '\n';
+    }
+    ssize_t w = write(cfg.ready_fd, msg, (size_t)n); /* one write: atomic on a pipe */
     (void)w;
 }

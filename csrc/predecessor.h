@@ -20,6 +20,9 @@ void predecessor_report_serving(void);
 
 /* This process (a daemon's child) leads the new generation now. */
 void predecessor_report_daemon(int pid);
+/* This generation failed before serving (--probe): 'F' + why + newline; the old
+ * leader rolls back, which this generation sees as predecessor_gave_up(). */
+void predecessor_report_failure(const char *why);
 
 /* The old leader gave this generation up (a rollback): it closed its end of the
  * readiness pipe while it still runs. The generation must stop accepting, finish

@@ -69,6 +69,8 @@ struct gen_page {
 #define ENV_WAIT "HUPTIME_WAIT"                     /* 1: --wait */
 #define ENV_DRAIN_SIGNAL "HUPTIME_DRAIN_SIGNAL"     /* fork mode: sent to a draining leader */
 #define ENV_CHECK "HUPTIME_CHECK"                   /* a shell command run before restarts */
+#define ENV_PROBE "HUPTIME_PROBE"                   /* fork mode: a shell command run against the twins */
+#define ENV_PROBE_TIMEOUT_MS "HUPTIME_PROBE_TIMEOUT_MS"
 #define ENV_BACKLOG "HUPTIME_BACKLOG"               /* listen queues at least this; 0: the program's */
 #define ENV_UNLINK "HUPTIME_UNLINK"                 /* absolute paths, one per line */
 #define ENV_CONTROL "HUPTIME_CONTROL"               /* the instance record's directory */
@@ -91,6 +93,12 @@ struct gen_page {
 /* The readiness pipe (fork mode): the new generation writes these bytes. */
 #define READY_SERVING "R"                 /* ready: the old generation drains */
 #define READY_DAEMON "D"                  /* + native int PID: a daemon child leads */
+#define READY_FAILED "F"                  /* + one line: why it failed (--probe); roll back */
+
+/* What a --probe command gets (docs/protocol.md): the first twin's address, and
+ * every listener as "shared=private", one per line. */
+#define ENV_PROBE_ADDR "HUPTIME_PROBE_ADDR"
+#define ENV_PROBE_ADDRS "HUPTIME_PROBE_ADDRS"
 
 /* The events file: "<unix ms> <generation> <pid> <word> [details]" per line. */
 #define EVENT_SERVING "serving"           /* + the listeners, as in the page */

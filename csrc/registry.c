@@ -18,7 +18,7 @@ int reg_high_water;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define MAX_EPOLL_REGS 256
-static struct { int epfd, fd; } epoll_regs[MAX_EPOLL_REGS];
+static struct { int epfd, fd; struct epoll_event ev; } epoll_regs[MAX_EPOLL_REGS];
 static int n_epoll_regs;
 
 static struct { int *slot; enum fd_kind kind; } slots[REG_MAX_SLOTS];
@@ -38,6 +38,12 @@ void reg_listener_add(int fd, int nonblock)
     reg_set_kind(fd, FD_LISTENER);
 }
 
+void reg_set_twin(int fd)
+{
+    if (tracked(fd))
+        __atomic_fetch_or(&reg_listener_bits[fd], (uint8_t)REG_TWIN_BIT, __ATOMIC_RELAXED);
+}
+
 void reg_set_program_nonblock(int fd, int on)
 {
     if (!tracked(fd))
@@ -52,7 +58,7 @@ int reg_handed_over(int *out)
 {
     int n = 0, hw = __atomic_load_n(&reg_high_water, __ATOMIC_RELAXED);
     for (int fd = 0; fd < hw; fd++)
-        if (reg_is_handed_over(reg_kind(fd))) {
+        if (reg_is_handed_over(reg_kind(fd)) && !reg_is_twin(fd)) {
             if (n < HANDOFF_MAX_FDS)
                 out[n] = fd;
             n++;
@@ -118,15 +124,19 @@ void reg_conns_cloexec(void)
             REAL(fcntl64)(fd, F_SETFD, FD_CLOEXEC);
 }
 
-void reg_epoll_added(int epfd, int fd)
+void reg_epoll_added(int epfd, int fd, const struct epoll_event *ev)
 {
     reg_lock();
     for (int i = 0; i < n_epoll_regs; i++)
-        if (epoll_regs[i].epfd == epfd && epoll_regs[i].fd == fd)
+        if (epoll_regs[i].epfd == epfd && epoll_regs[i].fd == fd) {
+            if (ev)
+                epoll_regs[i].ev = *ev;
             goto out;
+        }
     if (n_epoll_regs < MAX_EPOLL_REGS) {
         epoll_regs[n_epoll_regs].epfd = epfd;
         epoll_regs[n_epoll_regs].fd = fd;
+        epoll_regs[n_epoll_regs].ev = ev ? *ev : (struct epoll_event){ .events = EPOLLIN };
         n_epoll_regs++;
     } else {
         static int said;
@@ -146,6 +156,21 @@ static void epoll_forget(int epfd, int fd)
             epoll_regs[i] = epoll_regs[--n_epoll_regs];
         else
             i++;
+}
+
+int reg_epoll_of(int fd, int *epfds, struct epoll_event *evs, int max)
+{
+    int n = 0;
+    for (int i = 0; i < n_epoll_regs && n < max; i++) {
+        int seen = 0;
+        for (int j = 0; fd < 0 && j < n; j++)
+            seen |= epfds[j] == epoll_regs[i].epfd;
+        if (seen || (fd >= 0 && epoll_regs[i].fd != fd))
+            continue;
+        epfds[n] = epoll_regs[i].epfd;
+        evs[n++] = epoll_regs[i].ev;
+    }
+    return n;
 }
 
 void reg_epoll_removed(int epfd, int fd)
@@ -219,6 +244,8 @@ void reg_duped(int oldfd, int newfd)
     case FD_STOPPED:
         reg_listener_add(newfd, reg_program_nonblock(oldfd));
         reg_set_kind(newfd, reg_kind(oldfd));
+        if (reg_is_twin(oldfd))
+            reg_set_twin(newfd);
         break;
     case FD_DGRAM:
         reg_set_kind(newfd, FD_DGRAM);

@@ -14,14 +14,16 @@
 #include "generation.h"
 
 #include <stdint.h>
+#include <sys/epoll.h>
 
 #define REG_MAX_FD 65536
 /* Variables reg_adopt() can follow: every inherited socket, and room for the
  * shim's own (stop pipe 2, signal pipe 2, readiness 1, supervisor link 1, the
  * old leader's pidfd 1, kept stdout and stderr 2, the record's directory 1, and a
  * restart's readiness pipe 2, pidfd 1, daemon pidfd 1, or a --check's pipe 2 and
- * pidfd 1: 15). */
-#define REG_MAX_SLOTS (HANDOFF_MAX_FDS + 16)
+ * pidfd 1: 15; --probe's swap pipe 2 and a twin's copy made before its inherited
+ * slot is released 1: 18). */
+#define REG_MAX_SLOTS (HANDOFF_MAX_FDS + 18)
 
 enum fd_kind {
     FD_NONE = 0,
@@ -59,8 +61,15 @@ static inline void reg_set_kind(int fd, enum fd_kind kind)
 }
 
 /* Listeners. The shim keeps listeners O_NONBLOCK underneath the program and
- * remembers what the program asked for (bit 0). */
+ * remembers what the program asked for (bit 0). Bit 5: a private twin (twin.h),
+ * a listener the gate treats as any other but a restart does not pass. */
+#define REG_TWIN_BIT 0x20
 void reg_listener_add(int fd, int program_nonblock);
+static inline int reg_is_twin(int fd)
+{
+    return reg_tracked(fd) && (__atomic_load_n(&reg_listener_bits[fd], __ATOMIC_RELAXED) & REG_TWIN_BIT);
+}
+void reg_set_twin(int fd);
 static inline int reg_program_nonblock(int fd)
 {
     return reg_tracked(fd) && (reg_listener_bits[fd] & 1);
@@ -79,14 +88,14 @@ static inline void reg_set_wait_hint(int fd, int n)
 {
     if (!reg_tracked(fd))
         return;
-    /* Bit 0 is the program's choice, set by other threads (F_SETFL): kept as it is. */
+    /* Bits 0 and 5 are set by other threads (F_SETFL, a twin's swap): kept as they are. */
     uint8_t old = __atomic_load_n(&reg_listener_bits[fd], __ATOMIC_RELAXED), want;
     do
-        want = (uint8_t)((old & 1) | (n & 15) << 1);
+        want = (uint8_t)((old & ~0x1e) | (n & 15) << 1);
     while (old != want && !__atomic_compare_exchange_n(&reg_listener_bits[fd], &old, want, 1,
                                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 }
-/* What a restart passes: the FD_LISTENER and FD_DGRAM descriptors. out gets the
+/* What a restart passes: the FD_LISTENER (but twins) and FD_DGRAM descriptors. out gets the
  * first HANDOFF_MAX_FDS by number; returns how many there are, which may be more. */
 int reg_handed_over(int *out);
 /* The lowest descriptor >= from of that kind, or -1: a loop with no limit. */
@@ -113,8 +122,12 @@ static inline void reg_conn_closing(int fd)
 int reg_count_conns(void);               /* FD_CONN descriptors held here */
 void reg_conns_cloexec(void);            /* set close-on-exec on all of them */
 
-/* Epoll sets that watch listeners. */
-void reg_epoll_added(int epfd, int fd);
+/* Epoll sets that watch listeners, with the program's events and data (ADD and
+ * MOD record them). */
+void reg_epoll_added(int epfd, int fd, const struct epoll_event *ev);
+/* Caller holds reg_lock(): the registrations of fd (fd < 0: one per epoll set),
+ * at most max, into epfds and evs; returns how many. */
+int reg_epoll_of(int fd, int *epfds, struct epoll_event *evs, int max);
 void reg_epoll_removed(int epfd, int fd);
 /* Remove every listener (and the wake descriptor) from every epoll set; the
  * caller holds reg_lock(). */

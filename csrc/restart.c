@@ -10,6 +10,7 @@
 #include "pidfd.h"
 #include "predecessor.h"
 #include "preflight.h"
+#include "probe.h"
 #include "real.h"
 #include "record.h"
 #include "retire.h"
@@ -18,6 +19,7 @@
 #include "spawn.h"
 #include "successor.h"
 #include "supervised.h"
+#include "twin.h"
 #include "unlink.h"
 
 #include <errno.h>
@@ -113,9 +115,16 @@ static void wait_restart_signal(void)
 
 /* Fork mode, the new generation failed: it finishes what it took, is killed,
  * the files put back, and this generation keeps serving. */
+/* How long a generation that reported its own failure may take to end itself. */
+#define ROLLBACK_GRACE_MS 5000
+
 static void roll_back(int next, const struct successor *s, const char *why)
 {
     retire_rolled_back(next, s);
+    if (s->said_failed) { /* it ends its own processes (its workers) once given up */
+        struct pollfd exit = { s->pidfd, POLLIN, 0 };
+        REAL(poll)(&exit, 1, ROLLBACK_GRACE_MS);
+    }
     pidfd_signal(s->pidfd, SIGKILL);
     if (s->daemon_fd >= 0)
         pidfd_signal(s->daemon_fd, SIGKILL);
@@ -166,7 +175,7 @@ static void restart_fork(void)
         record_event(next, EVENT_FAILED " could not start the program");
         return;
     }
-    struct successor s = { pid, pidfd_open(pid), 0, -1 };
+    struct successor s = { pid, pidfd_open(pid), 0, -1, 0 };
     if (s.pidfd >= 0)
         reg_adopt(&s.pidfd, FD_INTERNAL);
     log_info("restart: generation %d starting as pid %d", next, (int)pid);
@@ -280,6 +289,38 @@ static void await_waiting(void)
     }
 }
 
+/* --probe: the generation waits for clients on its twins; the probe decides.
+ * Passed: every process takes the shared sockets and the cut-over goes on.
+ * Failed: the old leader rolls back, which ends this generation (it gives it up,
+ * then kills it). Returns only to go on serving. */
+static void probe_cut_over(void)
+{
+    char why[400];
+    long t0 = now_ms();
+    if (probe_passes(why, sizeof why)) {
+        twin_swap_all();
+        restart_socket_added(); /* the page names the shared listeners now */
+        log_info("generation %d: --probe passed in %ld ms; its listeners are the shared ones "
+                 "now", gen->number, now_ms() - t0);
+        return;
+    }
+    log_info("generation %d: %s; rolling back to generation %d", gen->number, why,
+             gen->number - 1);
+    predecessor_report_failure(why);
+    for (;;) {
+        if (predecessor_gave_up())
+            retire_and_exit(0);
+        struct pollfd old = { predecessor_fd(), POLLIN, 0 };
+        if (REAL(poll)(&old, 1, READINESS_LOOK_MS) > 0) {
+            log_info("generation %d: generation %d is gone; serving although --probe failed, "
+                     "as nothing else would", gen->number, gen->number - 1);
+            twin_swap_all();
+            restart_socket_added();
+            return;
+        }
+    }
+}
+
 static void *manager(void *arg)
 {
     (void)arg;
@@ -287,6 +328,8 @@ static void *manager(void *arg)
     inherit_settle();
     if (gen_leader() != (int)getpid())
         return NULL; /* a daemon child took over; its own thread reports */
+    if (twin_count() > 0)
+        probe_cut_over();
     gen_set_ready();
     inherit_close_unclaimed();
     /* Reported before the old generation hears of it: once it has the 'R' it may

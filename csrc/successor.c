@@ -24,12 +24,14 @@ static void exit_reason(const siginfo_t *si, char *why, size_t size)
 
 enum successor_outcome successor_await(int ready_rd, struct successor *s, char *why, size_t size)
 {
-    long deadline = now_ms() + cfg.ready_timeout_ms;
+    /* With --probe, the new generation's probe runs within its readiness. */
+    long timeout = cfg.ready_timeout_ms + (cfg.probe ? cfg.probe_timeout_ms : 0);
+    long deadline = now_ms() + timeout;
     int parent_gone = 0;
     for (;;) {
         long left = deadline - now_ms();
         if (left <= 0) {
-            snprintf(why, size, "was not ready within %ld ms", cfg.ready_timeout_ms);
+            snprintf(why, size, "was not ready within %ld ms", timeout);
             return SUCCESSOR_FAILED;
         }
         struct pollfd p[3] = { { ready_rd, POLLIN, 0 }, { parent_gone ? -1 : s->pidfd, POLLIN, 0 },
@@ -43,6 +45,13 @@ enum successor_outcome successor_await(int ready_rd, struct successor *s, char *
             ssize_t got = read(ready_rd, &c, 1);
             if (got == 1 && c == READY_SERVING[0])
                 return SUCCESSOR_READY;
+            if (got == 1 && c == READY_FAILED[0]) { /* the rest came in the same write */
+                ssize_t n = read(ready_rd, why, size - 1);
+                why[n > 0 ? n : 0] = '\0';
+                why[strcspn(why, "\n")] = '\0';
+                s->said_failed = 1;
+                return SUCCESSOR_FAILED;
+            }
             if (got == 1 && c == READY_DAEMON[0] && read(ready_rd, &pid, sizeof pid) == sizeof pid &&
                 s->daemon_fd < 0) {
                 s->daemon = pid;

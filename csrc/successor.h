@@ -20,6 +20,7 @@ struct successor {
     int pidfd;        /* adopted by the caller */
     pid_t daemon;     /* 0 until 'D' came */
     int daemon_fd;    /* -1, or a pidfd this code adopted; the caller releases it */
+    int said_failed;  /* it reported its own failure ('F', --probe): it ends itself */
 };
 
 enum successor_outcome { SUCCESSOR_READY, SUCCESSOR_FAILED };

@@ -4,6 +4,8 @@ every started process."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import sys
 from pathlib import Path
 
@@ -85,6 +87,14 @@ def serve(request, under_huptime, port, tmp_path, build_dir):
         server = make_server(name, port, tmp_path, build_dir, nginx)
         return server, under_huptime(label or name, server.command, **options).start()
     return start
+
+
+@pytest.fixture
+def short_dir():
+    """A directory with a short path, for Unix sockets (108 bytes at most)."""
+    path = Path(tempfile.mkdtemp(prefix="ht-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -19,11 +19,8 @@ old one stops accepting at that moment).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -47,14 +44,6 @@ SLOW_MS = 3000         # a reply the old generation owes past the idle cut
 BIG = 4_000_000        # a reply the client reads only after the idle cut
 EXEC_RESTART_WITHIN = 5.0
 PAUSE = 0.1            # s a client waits after a reply before it speaks again
-
-
-@pytest.fixture
-def short_dir():
-    """A directory with a short path, for Unix sockets (108 bytes at most)."""
-    path = Path(tempfile.mkdtemp(prefix="ht-drain-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

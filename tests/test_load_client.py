@@ -92,6 +92,17 @@ def test_behaviour_file_crash_exits_3_before_listening(start_server, tmp_path, n
     assert server.output().splitlines() == ["crashing"]
 
 
+@pytest.mark.parametrize("name", [n for n in ALL_SERVERS if not n.startswith("c-")])
+def test_behaviour_file_error500_serves_nothing_but_500s(start_server, tmp_path, name):
+    behaviour = tmp_path / "behaviour"
+    behaviour.write_text("error500\n")
+    port = free_port()
+    start_server(name, port, env={"HT_BEHAVIOUR_FILE": str(behaviour)})
+    result = run_load(port, clients=2, duration=0.3)
+    assert result.http_5xx > 0 and result.http_5xx == result.failed and result.ok == 0, \
+        result.summary()
+
+
 @pytest.mark.parametrize("name", ALL_SERVERS)
 def test_behaviour_file_hang_never_listens(start_server, tmp_path, name):
     behaviour = tmp_path / "behaviour"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal as signals
+import shlex
 import sys
 
 import click
@@ -24,6 +25,8 @@ Examples:
   huptime --drain-signal QUIT nginx -g 'daemon off;'   # nginx drains its own way
   huptime --check 'nginx -t' nginx -g 'daemon off;'    # no restart into a bad config
   huptime --backlog 1024 python3 -m http.server 8000   # listen queue of 1024, not 5
+  huptime --probe-http /healthz ./app-server       # new version must answer 2xx first
+  huptime --probe-timeout 5 --probe 'curl -fsS http://${PROBE_ADDR}/' ./app-server
   huptime --revive ./flaky-server                  # started again if it exits
   huptime --multi 4 python3 -m http.server 8000    # 4 copies, one accept queue
   huptime --restart python3 -m http.server 8000    # waits: serving or rolled back
@@ -37,7 +40,9 @@ Examples:
 Fork mode (default): the restart starts a new process; the old one keeps
 accepting until the new one is ready, then finishes its open connections
 and exits. If the new one exits or is not ready within --ready-timeout,
-it is killed and the old one keeps serving.
+it is killed and the old one keeps serving. With --probe, the new one first
+serves private twins of its sockets only, and gets the shared ones once
+the probe passed on them (else it is rolled back).
 Exec mode (--exec): same PID; the process stops accepting, finishes its
 connections, and execs itself. Clients wait in the kernel's queue.
 Listen mode (--listen): for programs the preload cannot enter (static Go or
@@ -52,7 +57,7 @@ start, or the same program found on PATH) through a record kept in
 $XDG_RUNTIME_DIR/huptime (else /run/user/UID/huptime, else /tmp/huptime-UID),
 and act only on your processes that run huptime's shim for that record.
 Exit status: 0 done, 1 failed (the reason is printed), 3 no such instance.
-"""
+""".replace("${PROBE_ADDR}", "$" + protocol.ENV_PROBE_ADDR)
 
 
 def parse_signal(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -118,6 +123,33 @@ def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -
     return value
 
 
+def probe_command(probe: str | None, probe_http: str | None, probe_timeout: float | None,
+                  exec_mode: bool, listen: bool) -> str:
+    """--probe CMD, or the command --probe-http PATH stands for; "" without either."""
+    if probe is not None and probe_http is not None:
+        raise click.UsageError("--probe and --probe-http exclude each other")
+    if probe is None and probe_http is None:
+        if probe_timeout is not None:
+            raise click.UsageError("--probe-timeout goes with --probe or --probe-http")
+        return ""
+    name = "--probe" if probe is not None else "--probe-http"
+    if exec_mode:
+        raise click.UsageError(f"{name} needs fork mode: in exec mode no second generation "
+                               "runs beside the first to be probed")
+    if listen:
+        raise click.UsageError(f"{name} does not apply to --listen: the program gets the "
+                               "shared sockets at start, with no private twins to probe")
+    if probe is not None:
+        if not probe.strip() or "\0" in probe:
+            raise click.UsageError("--probe needs a shell command")
+        return probe
+    assert probe_http is not None
+    if not probe_http.startswith("/") or any(c.isspace() or c == "\0" for c in probe_http):
+        raise click.UsageError(f"--probe-http needs a path such as /healthz, not {probe_http!r}")
+    return (f"exec {shlex.quote(sys.executable)} -m huptime.probe "
+            f"{shlex.quote(probe_http)}")
+
+
 @click.command(
     context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False},
     epilog=EPILOG,
@@ -150,6 +182,21 @@ def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -
               help="Run the shell command CMD before each restart (from the start directory, "
                    "with the start environment, within --ready-timeout); if it fails, the "
                    "restart is refused and the running version keeps serving.")
+@click.option("--probe", "probe", default=None, metavar="CMD",
+              help="Fork mode: start each new version on private twins of its listening "
+                   "sockets (loopback, a port the kernel picks) while clients stay with the "
+                   f"old one, and run the shell command CMD with {protocol.ENV_PROBE_ADDR} "
+                   f"(the first twin, host:port) and {protocol.ENV_PROBE_ADDRS} (every "
+                   "listener, shared=private); exit 0 moves the shared sockets in under the "
+                   "new version, anything else rolls back. E.g. "
+                   f"'curl -fsS http://${protocol.ENV_PROBE_ADDR}/healthz'.")
+@click.option("--probe-http", "probe_http", default=None, metavar="PATH",
+              help="Shorthand for --probe: GET PATH on the first twin must answer 2xx "
+                   "(no curl needed).")
+@click.option("--probe-timeout", type=click.FloatRange(min=0.001), default=None,
+              metavar="SECONDS",
+              help="Longest wait for the probe; then it is killed and the restart rolled back "
+                   "[default: --ready-timeout].")
 @click.option("--wait", "wait", is_flag=True,
               help="Before an old generation exits, let the program's own child processes "
                    "finish (up to --drain-timeout) instead of ending them.")
@@ -196,7 +243,8 @@ def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -
 @click.pass_context
 def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number: int,
             ready_timeout: float, drain_timeout: float, drain_idle: float,
-            drain_signal: int | None, backlog: int, check: str | None, wait: bool,
+            drain_signal: int | None, backlog: int, check: str | None, probe: str | None,
+            probe_http: str | None, probe_timeout: float | None, wait: bool,
             unlink: tuple[str, ...],
             revive: bool, multi: int, listen: tuple[str, ...], ready: str, user: str | None,
             debug: bool, do_restart: bool, do_status: bool, do_stop: bool,
@@ -226,6 +274,7 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         raise click.UsageError("--drain-signal must differ from the restart signal (--signal)")
     if check is not None and (not check.strip() or "\0" in check):
         raise click.UsageError("--check needs a shell command")
+    probe = probe_command(probe, probe_http, probe_timeout, exec_mode, bool(listen))
     if listen:
         for option in ("exec_mode", "check", "wait", "unlink", "drain_idle"):
             if ctx.get_parameter_source(option) != click.core.ParameterSource.DEFAULT:
@@ -246,6 +295,8 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         drain_signal=drain_signal or 0,
         backlog=backlog,
         check=check or "",
+        probe=probe,
+        probe_timeout=probe_timeout or 0.0,
         debug=debug,
         unlink=unlink,
         wait=wait,

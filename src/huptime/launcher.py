@@ -41,6 +41,8 @@ class Settings:
     wait: bool = False            # an old generation waits for its own children
     drain_signal: int = 0         # fork mode: sent to an old generation's leader; 0 none
     check: str = ""               # shell command run before each restart; "" none
+    probe: str = ""               # fork mode: shell command run against the twins; "" none
+    probe_timeout: float = 0.0    # seconds; 0: --ready-timeout
     backlog: int = 511            # listen queues at least this long (BACKLOG_DEFAULT); 0: as asked
     revive: bool = False          # a supervisor starts the program again when it exits
     multi: int = 1                # copies of the program on the same listeners
@@ -100,6 +102,10 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
         env[protocol.ENV_DRAIN_SIGNAL] = str(settings.drain_signal)
     if settings.check:
         env[protocol.ENV_CHECK] = settings.check
+    if settings.probe:
+        env[protocol.ENV_PROBE] = settings.probe
+        env[protocol.ENV_PROBE_TIMEOUT_MS] = str(max(1, round(
+            (settings.probe_timeout or settings.ready_timeout) * 1000)))
     adopt_activated(env, pid)
     return env
 
@@ -124,7 +130,9 @@ def record_instance(command: list[str], program: str, settings: Settings,
     try:
         path = record.new_instance(command, os.path.abspath(program), {
             "mode": "listen" if settings.listen else settings.mode, "signal": settings.signal,
-            "ready_timeout": settings.ready_timeout, "drain_timeout": settings.drain_timeout,
+            "ready_timeout": settings.ready_timeout
+            + ((settings.probe_timeout or settings.ready_timeout) if settings.probe else 0),
+            "drain_timeout": settings.drain_timeout,
             **({"supervisor": os.getpid(), "copies": settings.multi}
                if settings.revive or settings.multi > 1 or settings.listen or os.getpid() == 1
                else {}),

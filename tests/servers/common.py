@@ -6,6 +6,7 @@ as `python tests/servers/NAME.py PORT`).
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import time
 SLOW_SECONDS = 0.3
 HEAD_LIMIT = 65536
 BACKLOG = 128
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found"}
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+BROKEN = False  # `error500` in the behaviour file: every request gets a 500
+SERVED = itertools.count(1)  # requests this process answered (next() is atomic in CPython)
 
 
 def port_from_argv() -> int:
@@ -24,7 +27,9 @@ def port_from_argv() -> int:
 
 
 def obey_behaviour_file() -> None:
-    """Simulate a broken version if $HT_BEHAVIOUR_FILE says `crash` or `hang`; call before bind."""
+    """Simulate a broken version if $HT_BEHAVIOUR_FILE says `crash` or `hang` (call before
+    bind), or `error500` (it starts and serves, but every request gets a 500)."""
+    global BROKEN
     path = os.environ.get("HT_BEHAVIOUR_FILE")
     if not path:
         return
@@ -33,6 +38,7 @@ def obey_behaviour_file() -> None:
             behaviour = f.read()
     except OSError:
         return
+    BROKEN = "error500" in behaviour
     if "crash" in behaviour:
         print("crashing", flush=True)
         sys.exit(3)
@@ -85,10 +91,16 @@ def identity() -> bytes:
 
 
 def route(request_head: bytes) -> tuple[float, int, bytes]:
-    """Map a request head to (delay before replying, status, body)."""
+    """Map a request head to (delay before replying, status, body). /stats says how
+    many requests this process answered, this one included."""
+    served = next(SERVED)
     parts = request_head.split(b"\r\n", 1)[0].split()
     if len(parts) != 3 or parts[0] != b"GET":
         return 0.0, 400, b"bad request\n"
+    if BROKEN:
+        return 0.0, 500, b"broken version\n"
+    if parts[1] == b"/stats":
+        return 0.0, 200, f"served={served} ".encode() + identity()
     if parts[1] == b"/":
         return 0.0, 200, identity()
     if parts[1] == b"/slow":

@@ -39,6 +39,7 @@ PYTHON_SERVERS = {
     "blocking": SERVERS_DIR / "blocking_server.py",
     "threaded": SERVERS_DIR / "threaded_server.py",
     "asyncio": SERVERS_DIR / "asyncio_server.py",
+    "poll": SERVERS_DIR / "poll_server.py",
 }
 # name -> (source in tests/servers/, binary name, compiler flags)
 C_SERVERS = {
@@ -53,7 +54,7 @@ C_SERVERS = {
     "c-inline": ("cserver.c", "inline-server", ("-DUSE_ACCEPT4", "-DINLINE")),  # one thread
 }
 DRAIN_SERVERS = ("c-fork", "c-rawclose", "c-keepalive")
-SERIAL_SERVERS = ("c-inline",)  # answer one connection at a time, in the accepting thread
+SERIAL_SERVERS = ("c-inline", "poll")  # answer one connection at a time, in the accepting thread
 UNIX_SERVERS = DRAIN_SERVERS  # argv[1] may be a Unix socket path instead of a port
 ALL_SERVERS = (*PYTHON_SERVERS, *C_SERVERS)
 NAMES = ("http.server", "threaded", "blocking", "asyncio", "c-accept", "c-accept4", "nginx")
