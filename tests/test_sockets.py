@@ -18,14 +18,17 @@ SERVER = Path(__file__).parent / "servers" / "listeners_server.py"
 RESTARTS = 5
 
 
-@pytest.mark.parametrize("mode", ["fork", "exec"])
+@pytest.mark.parametrize("mode", ["fork", "exec", "probe"])
 def test_every_listener_kind_survives_restarts_under_load(under_huptime, port, tmp_path, mode):
+    """probe: fork mode with --probe-http, so each of the four has a private twin first
+    (127.0.0.1, ::1 and two abstract names) that every thread's wait gives up for it."""
     sock_path = tmp_path / "app.sock"
     abstract = f"@huptime-test-{os.getpid()}-{port}"
     addresses = {"ipv4": f"tcp:127.0.0.1:{port}", "ipv6": f"tcp:[::1]:{port}",
                  "unix": f"unix:{sock_path}", "abstract": f"unix:{abstract}"}
     command = [sys.executable, str(SERVER), *addresses.values()]
-    served = under_huptime("listeners", command, exec_mode=mode == "exec").start()
+    served = under_huptime("listeners", command, exec_mode=mode == "exec",
+                           options=["--probe-http", "/"] if mode == "probe" else []).start()
 
     [inst] = status_json()
     assert sorted(inst["listeners"]) == sorted([f"127.0.0.1:{port}", f"[::1]:{port}",
@@ -48,4 +51,6 @@ def test_every_listener_kind_survives_restarts_under_load(under_huptime, port, t
             assert sock_path.stat().st_ino == inode, "the socket file is the one clients used"
     for name, load in loads.items():
         assert load.result.failed == 0, f"{name}: {load.result.summary()}"
+    if mode == "probe":
+        assert served.log().count("until --probe passes") == 4 * RESTARTS, served.log()
     served.stop()
