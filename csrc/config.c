@@ -344,6 +344,13 @@ enum config_result config_load(int argc, char **argv, char **envp)
     s = huptime_env_get(envp, ENV_PROBE);
     if (s && *s && cfg.mode == MODE_FORK && !(cfg.probe = strdup(s)))
         return CONFIG_INERT;
+    s = huptime_env_get(envp, ENV_PROBE_HTTP);
+    if (s && (s[0] != '/' || strlen(s) >= PROBE_HTTP_PATH_MAX || strpbrk(s, " \t\r\n"))) {
+        log_info("ignoring settings: " ENV_PROBE_HTTP "=%.40s is not a path such as /healthz", s);
+        return CONFIG_INERT;
+    }
+    if (s && cfg.mode == MODE_FORK && !(cfg.probe_http = strdup(s)))
+        return CONFIG_INERT;
     s = huptime_env_get(envp, ENV_WAIT);
     cfg.wait_children = s && strcmp(s, "1") == 0;
     s = huptime_env_get(envp, ENV_UNLINK);

@@ -29,6 +29,7 @@ struct config {
     int drain_signal;         /* --drain-signal: 0 none */
     char *check;              /* --check: a shell command, or NULL */
     char *probe;              /* --probe: a shell command, or NULL (fork mode only) */
+    char *probe_http;         /* --probe-http: a path to GET, or NULL (fork mode only) */
     long probe_timeout_ms;    /* --probe-timeout */
     int backlog;              /* --backlog: listen queues at least this long; 0 as asked */
     int wait_children;        /* --wait: children may finish before the generation ends */

@@ -29,6 +29,8 @@
 /* --backlog's default: every listen queue at least this long (as nginx and node
  * ask; the kernel caps it at net.core.somaxconn). */
 #define BACKLOG_DEFAULT 511
+/* --probe-http: the longest path. */
+#define PROBE_HTTP_PATH_MAX 1024
 
 /* The generation page: one per generation, shared by its processes, the file
  * gen-N (gen-N-SLOT with --multi) of the instance record. */
@@ -70,6 +72,7 @@ struct gen_page {
 #define ENV_DRAIN_SIGNAL "HUPTIME_DRAIN_SIGNAL"     /* fork mode: sent to a draining leader */
 #define ENV_CHECK "HUPTIME_CHECK"                   /* a shell command run before restarts */
 #define ENV_PROBE "HUPTIME_PROBE"                   /* fork mode: a shell command run against the twins */
+#define ENV_PROBE_HTTP "HUPTIME_PROBE_HTTP"         /* fork mode: GET this path on the first twin */
 #define ENV_PROBE_TIMEOUT_MS "HUPTIME_PROBE_TIMEOUT_MS"
 #define ENV_BACKLOG "HUPTIME_BACKLOG"               /* listen queues at least this; 0: the program's */
 #define ENV_UNLINK "HUPTIME_UNLINK"                 /* absolute paths, one per line */

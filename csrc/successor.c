@@ -25,7 +25,7 @@ static void exit_reason(const siginfo_t *si, char *why, size_t size)
 enum successor_outcome successor_await(int ready_rd, struct successor *s, char *why, size_t size)
 {
     /* With --probe, the new generation's probe runs within its readiness. */
-    long timeout = cfg.ready_timeout_ms + (cfg.probe ? cfg.probe_timeout_ms : 0);
+    long timeout = cfg.ready_timeout_ms + (cfg.probe || cfg.probe_http ? cfg.probe_timeout_ms : 0);
     long deadline = now_ms() + timeout;
     int parent_gone = 0;
     for (;;) {

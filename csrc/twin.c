@@ -31,7 +31,10 @@ static int n_twins;
 static int swap_rd = -1, swap_wr = -1;
 static int pending;      /* this process holds twins it has not swapped yet */
 
-int twin_wanted(void) { return cfg.probe && cfg.mode == MODE_FORK && cfg.ready_fd >= 0; }
+int twin_wanted(void)
+{
+    return (cfg.probe || cfg.probe_http) && cfg.mode == MODE_FORK && cfg.ready_fd >= 0;
+}
 
 int twin_count(void) { return n_twins; }
 
@@ -134,6 +137,16 @@ void twin_listening(int fd)
         reg_set_twin(fd);
 }
 
+int twin_first(struct sockaddr_storage *addr, socklen_t *len, char *text, size_t size)
+{
+    if (!n_twins)
+        return 0;
+    *addr = twins[0].private_addr;
+    *len = twins[0].private_len;
+    snprintf(text, size, "%s", twins[0].private_text);
+    return 1;
+}
+
 void twin_describe(char *addr, size_t addr_size, char *addrs, size_t addrs_size)
 {
     size_t used = (size_t)snprintf(addrs, addrs_size, ENV_PROBE_ADDRS "=");
@@ -202,11 +215,13 @@ void twin_swap_here(void)
     reg_unlock();
     if (!swapped)
         return;
-    /* A thread that read the pipe's number just before may still poll it: it
-     * finds it closed (or reused), wakes or not, and takes the shared socket. */
     for (int i = 0; i < n_twins; i++)
         reg_release(&twins[i].shared);
-    reg_release(&swap_rd);
+    /* The pipe's reading end stays open (close-on-exec) for the life of the
+     * process: a thread that the write woke looks at its number again, and must
+     * find it readable there, not closed or reused by another descriptor (a poll
+     * that finds nothing sleeps again, on wait queues it registered before the
+     * swap, and would never see the shared socket). */
 }
 
 void twin_swap_all(void)

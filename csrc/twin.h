@@ -15,6 +15,7 @@
 #define HUPTIME_TWIN_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 /* epoll data of the swap pipe in the program's epoll sets ("twinswap"). */
 #define TWIN_SWAP_MAGIC 0x706177736e697774ULL
@@ -31,6 +32,10 @@ void twin_listening(int fd);
 
 /* How many twins this generation made (0: nothing to probe). */
 int twin_count(void);
+
+/* The first twin's private address, and its text (host:port, [::1]:port, @name);
+ * 0 if there is none. */
+int twin_first(struct sockaddr_storage *addr, socklen_t *len, char *text, size_t size);
 
 /* The probe's variables, "NAME=value" (protocol.h: ENV_PROBE_ADDR, ENV_PROBE_ADDRS). */
 void twin_describe(char *addr, size_t addr_size, char *addrs, size_t addrs_size);

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal as signals
-import shlex
 import sys
 
 import click
@@ -123,15 +122,15 @@ def seconds_or_zero(_ctx: click.Context, param: click.Parameter, value: float) -
     return value
 
 
-def probe_command(probe: str | None, probe_http: str | None, probe_timeout: float | None,
-                  exec_mode: bool, listen: bool) -> str:
-    """--probe CMD, or the command --probe-http PATH stands for; "" without either."""
+def check_probe(probe: str | None, probe_http: str | None, probe_timeout: float | None,
+                exec_mode: bool, listen: bool) -> None:
+    """Refuse --probe, --probe-http and --probe-timeout where they cannot work."""
     if probe is not None and probe_http is not None:
         raise click.UsageError("--probe and --probe-http exclude each other")
     if probe is None and probe_http is None:
         if probe_timeout is not None:
             raise click.UsageError("--probe-timeout goes with --probe or --probe-http")
-        return ""
+        return
     name = "--probe" if probe is not None else "--probe-http"
     if exec_mode:
         raise click.UsageError(f"{name} needs fork mode: in exec mode no second generation "
@@ -139,15 +138,12 @@ def probe_command(probe: str | None, probe_http: str | None, probe_timeout: floa
     if listen:
         raise click.UsageError(f"{name} does not apply to --listen: the program gets the "
                                "shared sockets at start, with no private twins to probe")
-    if probe is not None:
-        if not probe.strip() or "\0" in probe:
-            raise click.UsageError("--probe needs a shell command")
-        return probe
-    assert probe_http is not None
-    if not probe_http.startswith("/") or any(c.isspace() or c == "\0" for c in probe_http):
+    if probe is not None and (not probe.strip() or "\0" in probe):
+        raise click.UsageError("--probe needs a shell command")
+    if probe_http is not None and (not probe_http.startswith("/") or any(
+            c.isspace() or c == "\0" for c in probe_http)
+            or len(probe_http) >= protocol.PROBE_HTTP_PATH_MAX):
         raise click.UsageError(f"--probe-http needs a path such as /healthz, not {probe_http!r}")
-    return (f"exec {shlex.quote(sys.executable)} -m huptime.probe "
-            f"{shlex.quote(probe_http)}")
 
 
 @click.command(
@@ -191,8 +187,9 @@ def probe_command(probe: str | None, probe_http: str | None, probe_timeout: floa
                    "new version, anything else rolls back. E.g. "
                    f"'curl -fsS http://${protocol.ENV_PROBE_ADDR}/healthz'.")
 @click.option("--probe-http", "probe_http", default=None, metavar="PATH",
-              help="Shorthand for --probe: GET PATH on the first twin must answer 2xx "
-                   "(no curl needed).")
+              help="As --probe, with huptime's own check instead of a command: GET PATH "
+                   "(HTTP/1.0) on the first twin must answer 2xx. No curl needed, and no "
+                   "process started.")
 @click.option("--probe-timeout", type=click.FloatRange(min=0.001), default=None,
               metavar="SECONDS",
               help="Longest wait for the probe; then it is killed and the restart rolled back "
@@ -274,7 +271,7 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         raise click.UsageError("--drain-signal must differ from the restart signal (--signal)")
     if check is not None and (not check.strip() or "\0" in check):
         raise click.UsageError("--check needs a shell command")
-    probe = probe_command(probe, probe_http, probe_timeout, exec_mode, bool(listen))
+    check_probe(probe, probe_http, probe_timeout, exec_mode, bool(listen))
     if listen:
         for option in ("exec_mode", "check", "wait", "unlink", "drain_idle"):
             if ctx.get_parameter_source(option) != click.core.ParameterSource.DEFAULT:
@@ -295,7 +292,8 @@ def huptime(ctx: click.Context, exec_mode: bool, fork_mode: bool, signal_number:
         drain_signal=drain_signal or 0,
         backlog=backlog,
         check=check or "",
-        probe=probe,
+        probe=probe or "",
+        probe_http=probe_http or "",
         probe_timeout=probe_timeout or 0.0,
         debug=debug,
         unlink=unlink,

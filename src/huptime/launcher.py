@@ -42,6 +42,7 @@ class Settings:
     drain_signal: int = 0         # fork mode: sent to an old generation's leader; 0 none
     check: str = ""               # shell command run before each restart; "" none
     probe: str = ""               # fork mode: shell command run against the twins; "" none
+    probe_http: str = ""          # fork mode: the shim GETs this path on the first twin
     probe_timeout: float = 0.0    # seconds; 0: --ready-timeout
     backlog: int = 511            # listen queues at least this long (BACKLOG_DEFAULT); 0: as asked
     revive: bool = False          # a supervisor starts the program again when it exits
@@ -104,6 +105,9 @@ def build_env(base: dict[str, str], settings: Settings, shim: Path, pid: int) ->
         env[protocol.ENV_CHECK] = settings.check
     if settings.probe:
         env[protocol.ENV_PROBE] = settings.probe
+    if settings.probe_http:
+        env[protocol.ENV_PROBE_HTTP] = settings.probe_http
+    if settings.probe or settings.probe_http:
         env[protocol.ENV_PROBE_TIMEOUT_MS] = str(max(1, round(
             (settings.probe_timeout or settings.ready_timeout) * 1000)))
     adopt_activated(env, pid)
@@ -131,7 +135,8 @@ def record_instance(command: list[str], program: str, settings: Settings,
         path = record.new_instance(command, os.path.abspath(program), {
             "mode": "listen" if settings.listen else settings.mode, "signal": settings.signal,
             "ready_timeout": settings.ready_timeout
-            + ((settings.probe_timeout or settings.ready_timeout) if settings.probe else 0),
+            + ((settings.probe_timeout or settings.ready_timeout)
+               if settings.probe or settings.probe_http else 0),
             "drain_timeout": settings.drain_timeout,
             **({"supervisor": os.getpid(), "copies": settings.multi}
                if settings.revive or settings.multi > 1 or settings.listen or os.getpid() == 1
