@@ -29,7 +29,9 @@ struct twin {
 static struct twin twins[HANDOFF_MAX_FDS];
 static int n_twins;
 static int swap_rd = -1, swap_wr = -1;
-static int pending;      /* this process holds twins it has not swapped yet */
+/* The swap pipe's reading end while this process holds twins it has not swapped
+ * yet, else -1 (twin.h). */
+int twin_pending_fd = -1;
 
 int twin_wanted(void)
 {
@@ -38,7 +40,6 @@ int twin_wanted(void)
 
 int twin_count(void) { return n_twins; }
 
-int twin_swap_fd(void) { return __atomic_load_n(&pending, __ATOMIC_ACQUIRE) ? swap_rd : -1; }
 
 static ino_t inode_of(int fd)
 {
@@ -116,7 +117,7 @@ int twin_make(int fd, int shared)
     probe_text((struct sockaddr *)&mine, mine_len, t->private_text, sizeof t->private_text);
     t->ino = inode_of(fd);
     n_twins++;
-    __atomic_store_n(&pending, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&twin_pending_fd, swap_rd, __ATOMIC_RELEASE);
     log_info("generation %d: %s is bound privately at %s until --probe passes", gen->number,
              t->shared_text, t->private_text);
     return 0;
@@ -133,7 +134,7 @@ static struct twin *twin_of(int fd)
 
 void twin_listening(int fd)
 {
-    if (__atomic_load_n(&pending, __ATOMIC_ACQUIRE) && twin_of(fd))
+    if (twin_swap_fd() >= 0 && twin_of(fd))
         reg_set_twin(fd);
 }
 
@@ -195,11 +196,11 @@ static void swap_one(int fd)
 
 void twin_swap_here(void)
 {
-    if (!__atomic_load_n(&pending, __ATOMIC_ACQUIRE))
+    if (twin_swap_fd() < 0)
         return;
     int swapped = 0;
     reg_lock();
-    if (pending) {
+    if (twin_pending_fd >= 0) {
         swapped = 1;
         int hw = __atomic_load_n(&reg_high_water, __ATOMIC_RELAXED);
         for (int fd = 0; fd < hw; fd++)
@@ -210,7 +211,7 @@ void twin_swap_here(void)
         int n = reg_epoll_of(-1, epfds, evs, MAX_SETS);
         for (int i = 0; i < n; i++)
             REAL(epoll_ctl)(epfds[i], EPOLL_CTL_DEL, swap_rd, NULL);
-        __atomic_store_n(&pending, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&twin_pending_fd, -1, __ATOMIC_RELEASE);
     }
     reg_unlock();
     if (!swapped)

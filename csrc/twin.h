@@ -41,8 +41,10 @@ int twin_first(struct sockaddr_storage *addr, socklen_t *len, char *text, size_t
 void twin_describe(char *addr, size_t addr_size, char *addrs, size_t addrs_size);
 
 /* The swap pipe's reading end while this process has twins to swap, else -1:
- * the gate adds it to the waits that involve a twin. */
-int twin_swap_fd(void);
+ * the gate adds it to the waits that involve a twin. Read inline: a blocking
+ * accept that waits looks here each time. */
+extern int twin_pending_fd __attribute__((visibility("hidden")));
+static inline int twin_swap_fd(void) { return __atomic_load_n(&twin_pending_fd, __ATOMIC_ACQUIRE); }
 /* An epoll set now watches a twin: add the swap pipe to it (TWIN_SWAP_MAGIC). */
 void twin_epoll_watch(int epfd);
 /* Swap this process's twins, once (any thread that sees the pipe). */

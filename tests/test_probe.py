@@ -207,3 +207,19 @@ def test_a_unix_listener_gets_an_abstract_twin(under_huptime, build_dir, port, s
                      r"@[0-9a-f]+ until --probe passes", served.log()), served.log()
     assert path.stat().st_ino == inode
     served.stop()
+
+
+def test_each_copy_of_a_multi_pool_is_probed(serve, port):
+    """--multi 2: each copy's new generation gets its own twins and its own probe."""
+    server, served = serve("threaded", options=["--multi", "2", "--probe-http", "/"])
+    wait_for(lambda: len([g for g in status_json()[0]["generations"]
+                          if g["state"] == "serving"]) == 2, 20, "2 copies serving")
+    with LoadRunner(port, clients=8, duration=120.0) as load:
+        load.wait_until(lambda r: r.ok >= 50)
+        done = run_huptime("--restart", "--", *server.command)
+        assert done.returncode == 0, done.stderr
+        load.wait_until(lambda r: r.saw("gen=2"))
+    assert load.result.failed == 0, load.result.summary()
+    assert len(re.findall(r"generation 2: --probe-http|generation 2: --probe passed",
+                          served.log())) == 2, served.log()
+    served.stop()
