@@ -48,7 +48,7 @@ void held_prepare(void)
     for (int fd = reg_next(0, FD_LISTENER); fd >= 0; fd = reg_next(fd + 1, FD_LISTENER)) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        if (REAL(getsockname)(fd, (struct sockaddr *)&ss, &len) < 0)
             continue;
         if ((ss.ss_family == AF_INET || ss.ss_family == AF_INET6) && n_tcp < HANDOFF_MAX_FDS) {
             in_port_t port;
@@ -179,7 +179,7 @@ static int is_connection(int fd, struct tcp_quiet *q)
     socklen_t slen = sizeof ss;
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || v ||
         getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0 || v != SOCK_STREAM ||
-        getsockname(fd, (struct sockaddr *)&ss, &slen) < 0)
+        REAL(getsockname)(fd, (struct sockaddr *)&ss, &slen) < 0)
         return 0;
     if (ss.ss_family == AF_UNIX) {
         for (int i = 0; i < n_unix; i++)

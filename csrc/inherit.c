@@ -37,7 +37,7 @@ int inherit_match(int fd, const struct sockaddr *addr, socklen_t len)
     for (int i = 0; i < cfg.n_inherited; i++) {
         int old = cfg.inherited[i];
         socklen_t hlen = sizeof have;
-        if (old >= 0 && getsockname(old, (struct sockaddr *)&have, &hlen) == 0 &&
+        if (old >= 0 && REAL(getsockname)(old, (struct sockaddr *)&have, &hlen) == 0 &&
             huptime_sockaddr_same(addr, len, (struct sockaddr *)&have, hlen) &&
             sock_int(old, SO_TYPE) == type)
             return i;
@@ -112,7 +112,7 @@ int inherit_protects_path(int dirfd, const char *path)
         struct sockaddr_un un;
         socklen_t len = sizeof un;
         int fd = cfg.inherited[i];
-        if (fd < 0 || getsockname(fd, (struct sockaddr *)&un, &len) < 0 ||
+        if (fd < 0 || REAL(getsockname)(fd, (struct sockaddr *)&un, &len) < 0 ||
             un.sun_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path) ||
             un.sun_path[0] == '\0')
             continue;

@@ -89,6 +89,14 @@ HUPTIME_API int bind(int fd, const struct sockaddr *addr, socklen_t len)
     return r;
 }
 
+HUPTIME_API int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    /* --probe: until the swap, a twin says the address the program bound. */
+    if (ACTIVE && __builtin_expect(twin_swap_fd() >= 0, 0) && twin_sockname(fd, addr, len))
+        return 0;
+    return REAL(getsockname)(fd, addr, len);
+}
+
 HUPTIME_API int unlink(const char *path)
 {
     if (ACTIVE && cfg.n_inherited && inherit_protects_path(AT_FDCWD, path))

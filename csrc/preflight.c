@@ -7,6 +7,7 @@
 #include "held.h"
 #include "log.h"
 #include "protocol.h"
+#include "real.h"
 #include "record.h"
 
 #include <stdio.h>
@@ -33,7 +34,7 @@ static int followed(int next)
     }
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+    if (REAL(getsockname)(fd, (struct sockaddr *)&ss, &len) == 0)
         huptime_format_sockaddr((struct sockaddr *)&ss, len, 0, addr, sizeof addr);
     log_info("restart refused: pid %d (%s) holds the listener %s, but it runs a program the "
              "leader started by exec, which huptime does not follow: it would never stop "

@@ -41,6 +41,7 @@ void real_init(void)
     RESOLVE(setsid);
     RESOLVE(recvfrom);
     RESOLVE(recv);
+    RESOLVE(getsockname);
     RESOLVE(recvmsg);
     RESOLVE(execve);
     RESOLVE(execvpe);

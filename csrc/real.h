@@ -19,6 +19,7 @@
 struct real_libc {
     int (*bind)(int, const struct sockaddr *, socklen_t);
     int (*listen)(int, int);
+    int (*getsockname)(int, struct sockaddr *, socklen_t *);
     int (*accept)(int, struct sockaddr *, socklen_t *);
     int (*accept4)(int, struct sockaddr *, socklen_t *, int);
     int (*close)(int);

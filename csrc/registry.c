@@ -87,7 +87,7 @@ void reg_describe_handed_over(char *buf, size_t size)
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         char one[160];
-        if (getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0)
+        if (REAL(getsockname)(fds[i], (struct sockaddr *)&ss, &len) < 0)
             continue;
         int w = huptime_format_sockaddr((struct sockaddr *)&ss, len, reg_kind(fds[i]) == FD_DGRAM,
                                         one, sizeof one);

@@ -23,6 +23,8 @@ struct twin {
     ino_t ino;           /* the twin's socket */
     struct sockaddr_storage private_addr;
     socklen_t private_len;
+    struct sockaddr_storage shared_addr;
+    socklen_t shared_len;
     char shared_text[128], private_text[128];
 };
 
@@ -62,7 +64,7 @@ int twin_make(int fd, int shared)
 {
     struct sockaddr_storage have;
     socklen_t have_len = sizeof have;
-    if (n_twins >= HANDOFF_MAX_FDS || getsockname(shared, (struct sockaddr *)&have, &have_len) < 0)
+    if (n_twins >= HANDOFF_MAX_FDS || REAL(getsockname)(shared, (struct sockaddr *)&have, &have_len) < 0)
         return -1;
     union { struct sockaddr sa; struct sockaddr_in in; struct sockaddr_in6 in6; } priv;
     socklen_t len;
@@ -108,9 +110,11 @@ int twin_make(int fd, int shared)
     }
     struct sockaddr_storage mine;
     socklen_t mine_len = sizeof mine;
-    getsockname(fd, (struct sockaddr *)&mine, &mine_len);
+    REAL(getsockname)(fd, (struct sockaddr *)&mine, &mine_len);
     t->private_addr = mine;
     t->private_len = mine_len;
+    t->shared_addr = have;
+    t->shared_len = have_len;
     if (huptime_format_sockaddr((struct sockaddr *)&have, have_len, 0, t->shared_text,
                                 sizeof t->shared_text) <= 0) /* as the listeners text says it */
         t->shared_text[0] = '\0';
@@ -130,6 +134,16 @@ static struct twin *twin_of(int fd)
         if (twins[i].ino == ino && twins[i].shared >= 0)
             return &twins[i];
     return NULL;
+}
+
+int twin_sockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    struct twin *t = twin_of(fd);
+    if (!t || !len)
+        return 0;
+    memcpy(addr, &t->shared_addr, *len < t->shared_len ? *len : t->shared_len);
+    *len = t->shared_len;
+    return 1;
 }
 
 void twin_listening(int fd)

@@ -30,6 +30,10 @@ int twin_make(int fd, int shared);
 /* listen() on fd succeeded and fd is a listener: mark it a twin if it is one. */
 void twin_listening(int fd);
 
+/* getsockname() of fd, a twin: the shared address it stands for (the program
+ * asked for that one). 0 if fd is no twin. */
+int twin_sockname(int fd, struct sockaddr *addr, socklen_t *len);
+
 /* How many twins this generation made (0: nothing to probe). */
 int twin_count(void);
 

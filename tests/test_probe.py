@@ -172,6 +172,8 @@ def test_the_probe_gets_every_listeners_twin(serve, port, tmp_path):
     assert shared == f"127.0.0.1:{port}"
     assert re.fullmatch(r"127\.0\.0\.1:\d+", private) and private == first
     assert private != shared
+    # getsockname() on the twin says the address the program bound (the server prints it)
+    assert re.findall(r"listening on (\d+)", served.log()) == [str(port)] * 2, served.log()
     served.stop()
 
 
