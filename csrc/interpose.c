@@ -27,14 +27,12 @@
 #include "restart.h"
 #include "signals.h"
 #include "twin.h"
-#include "waits.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/select.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -280,89 +278,6 @@ HUPTIME_API int ioctl(int fd, unsigned long request, ...)
         return 0; /* the socket stays non-blocking underneath */
     }
     return REAL(ioctl)(fd, request, arg);
-}
-
-/* ---- waiting ---- */
-
-HUPTIME_API int poll(struct pollfd *fds, nfds_t n, int timeout_ms)
-{
-    if (!ACTIVE)
-        return REAL(poll)(fds, n, timeout_ms);
-    struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
-    return waits_poll(fds, n, timeout_ms < 0 ? NULL : &ts, NULL);
-}
-
-HUPTIME_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
-                      const sigset_t *mask)
-{
-    if (!ACTIVE)
-        return REAL(ppoll)(fds, n, timeout, mask);
-    return waits_poll(fds, n, timeout, mask);
-}
-
-static void note_select(int n, fd_set *readfds)
-{
-    if (!readfds)
-        return;
-    for (int fd = 0; fd < n && fd < FD_SETSIZE; fd++)
-        if (FD_ISSET(fd, readfds) && reg_kind(fd) == FD_LISTENER) {
-            gate_note_wait();
-            return;
-        }
-}
-
-HUPTIME_API int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout)
-{
-    if (ACTIVE)
-        note_select(n, r);
-    return (int)syscall(SYS_select, n, r, w, e, timeout);
-}
-
-HUPTIME_API int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout,
-                        const sigset_t *mask)
-{
-    if (ACTIVE)
-        note_select(n, r);
-    struct { const sigset_t *set; size_t size; } sigdata = { mask, _NSIG / 8 };
-    struct timespec copy, *tp = NULL;
-    if (timeout) {
-        copy = *timeout;
-        tp = &copy;
-    }
-    return (int)syscall(SYS_pselect6, n, r, w, e, tp, mask ? &sigdata : NULL);
-}
-
-HUPTIME_API int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
-{
-    if (!ACTIVE)
-        return REAL(epoll_ctl)(epfd, op, fd, ev);
-    return waits_epoll_ctl(epfd, op, fd, ev);
-}
-
-HUPTIME_API int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms)
-{
-    if (!ACTIVE)
-        return REAL(epoll_wait)(epfd, ev, max, timeout_ms);
-    return waits_epoll_wait(epfd, ev, max, timeout_ms, NULL);
-}
-
-HUPTIME_API int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms,
-                            const sigset_t *mask)
-{
-    if (!ACTIVE)
-        return REAL(epoll_pwait)(epfd, ev, max, timeout_ms, mask);
-    return waits_epoll_wait(epfd, ev, max, timeout_ms, mask);
-}
-
-HUPTIME_API int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
-                             const struct timespec *timeout, const sigset_t *mask)
-{
-    if (!ACTIVE || reg_kind(epfd) != FD_EPOLL)
-        return REAL(epoll_pwait2)(epfd, ev, max, timeout, mask);
-    long ms = -1;
-    if (timeout)
-        ms = timeout->tv_sec * 1000L + (timeout->tv_nsec + 999999L) / 1000000L;
-    return waits_epoll_wait(epfd, ev, max, ms > 0x7fffffffL ? 0x7fffffff : (int)ms, mask);
 }
 
 /* ---- processes ---- */
