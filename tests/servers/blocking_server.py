@@ -19,23 +19,6 @@ import time
 import common
 
 
-def handle(conn: socket.socket) -> None:
-    with conn:
-        conn.settimeout(10.0)
-        head = b""
-        try:
-            while b"\r\n\r\n" not in head and len(head) < common.HEAD_LIMIT:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            delay, status, body = common.route(head)
-            time.sleep(delay)
-            conn.sendall(common.render(status, body))
-        except OSError:
-            pass  # the client went away; nothing to answer
-
-
 def main() -> None:
     port = common.port_from_argv()
     common.obey_behaviour_file()
@@ -62,7 +45,7 @@ def main() -> None:
         except (ConnectionAbortedError, TimeoutError):
             continue
         conn.settimeout(None)
-        handler = threading.Thread(target=handle, args=(conn,), daemon=True)
+        handler = threading.Thread(target=common.answer, args=(conn,), daemon=True)
         handler.start()
         handlers = [h for h in handlers if h.is_alive()] + [handler]
     for handler in handlers:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -106,6 +107,26 @@ def route(request_head: bytes) -> tuple[float, int, bytes]:
     if parts[1] == b"/slow":
         return SLOW_SECONDS, 200, identity()
     return 0.0, 404, b"not found\n"
+
+
+def answer(conn: socket.socket, slow: bool = True) -> None:
+    """Read one request head from conn (10 s at most), reply as route() says (without
+    its delay unless slow), close; a client that goes away gets nothing."""
+    with conn:
+        conn.settimeout(10.0)
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head and len(head) < HEAD_LIMIT:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            delay, status, body = route(head)
+            if slow:
+                time.sleep(delay)
+            conn.sendall(render(status, body))
+        except OSError:
+            pass  # the client went away; nothing to answer
 
 
 def render(status: int, body: bytes) -> bytes:

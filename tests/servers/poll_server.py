@@ -9,23 +9,6 @@ import socket
 import common
 
 
-def answer(conn: socket.socket) -> None:
-    with conn:
-        conn.setblocking(True)
-        conn.settimeout(10.0)
-        head = b""
-        try:
-            while b"\r\n\r\n" not in head and len(head) < common.HEAD_LIMIT:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            _, status, body = common.route(head)  # no /slow here: one client at a time
-            conn.sendall(common.render(status, body))
-        except OSError:
-            pass  # the client went away; nothing to answer
-
-
 def main() -> None:
     port = common.port_from_argv()
     common.obey_behaviour_file()
@@ -43,7 +26,7 @@ def main() -> None:
                 conn, _ = sock.accept()
             except (BlockingIOError, ConnectionAbortedError):
                 continue  # another process of the pool took it
-            answer(conn)
+            common.answer(conn, slow=False)  # one client at a time: /slow is not slow here
 
 
 if __name__ == "__main__":
