@@ -36,17 +36,13 @@ static int wait_for(int fd, short events, long deadline)
     }
 }
 
-/* The reply's status line from GET path on the first twin, into line; NULL if it
- * came, else what went wrong. */
-static const char *http_status(const char *path, const char *where, long deadline,
+/* The reply's status line from GET path on the twin at sa (where: its text), into
+ * line; NULL if it came, else what went wrong. */
+static const char *http_status(const struct sockaddr_storage *sa, socklen_t len,
+                               const char *path, const char *where, long deadline,
                                char *line, size_t size)
 {
-    struct sockaddr_storage sa;
-    socklen_t len;
-    char text[128];
-    if (!twin_first(&sa, &len, text, sizeof text))
-        return "no twin to probe";
-    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return strerror(errno);
     reg_adopt(&fd, FD_INTERNAL);
@@ -56,9 +52,9 @@ static const char *http_status(const char *path, const char *where, long deadlin
     char request[PROBE_HTTP_PATH_MAX + 256];
     int n = snprintf(request, sizeof request, "GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: "
                      "huptime-probe\r\nConnection: close\r\n\r\n", path,
-                     sa.ss_family == AF_UNIX ? "localhost" : where);
+                     sa->ss_family == AF_UNIX ? "localhost" : where);
     size_t sent = 0, got = 0;
-    if (connect(fd, (struct sockaddr *)&sa, len) < 0 && errno != EINPROGRESS)
+    if (connect(fd, (const struct sockaddr *)sa, len) < 0 && errno != EINPROGRESS)
         err = strerror(errno);
     else if (!wait_for(fd, POLLOUT, deadline))
         err = "no connection";
@@ -97,11 +93,12 @@ static int http_passes(char *why, size_t size)
 {
     struct sockaddr_storage sa;
     socklen_t len;
-    char where[128], line[512];
-    if (!twin_first(&sa, &len, where, sizeof where))
-        where[0] = '\0';
+    char where[128], line[512] = "";
     long deadline = now_ms() + cfg.probe_timeout_ms;
-    const char *err = http_status(cfg.probe_http, where, deadline, line, sizeof line);
+    const char *err = "no twin to probe";
+    where[0] = '\0';
+    if (twin_first(&sa, &len, where, sizeof where))
+        err = http_status(&sa, len, cfg.probe_http, where, deadline, line, sizeof line);
     const char *code = strchr(line, ' ');
     if (!err && strncmp(line, "HTTP/", 5) == 0 && code && code[1] == '2' &&
         code[2] >= '0' && code[2] <= '9' && code[3] >= '0' && code[3] <= '9' &&
