@@ -42,6 +42,7 @@ STARTS = 200              # /bin/true starts per round (d)
 START_ROUNDS = 9
 CALLGRIND_K = (200, 400)  # requests per callgrind run (e)
 CALLGRIND_SERVERS = ("c-accept", "c-accept4")
+CALLGRIND_SINGLE = "c-inline"  # (e) also: one thread, accept4, answers in the accepting thread
 CALLGRIND_CLIENTS = (1, 8)  # concurrent clients: one (idle between requests), eight (busy)
 CALLGRIND_REPEATS = 3     # the shim's count varies a little with timing: median of 3
 STRACE_SERVERS = ("c-inline", "c-accept4")  # (f); c-inline: the same calls every connection
@@ -636,8 +637,9 @@ def main() -> int:
         if not shutil.which("valgrind"):
             instructions = {("", 0): "skipped (no valgrind)"}
         else:
-            for name in [s for s in CALLGRIND_SERVERS if s in servers] or [CALLGRIND_SERVERS[0]]:
-                binary = b.build_cserver(build_dir, accept4=name.endswith("accept4"))
+            for name in ([s for s in CALLGRIND_SERVERS if s in servers] or [CALLGRIND_SERVERS[0]]) \
+                    + [CALLGRIND_SINGLE]:
+                binary = Path(b.server_command(name, 0, build_dir)[0])
                 for clients in CALLGRIND_CLIENTS:
                     say(f"  instructions: {name} under callgrind, {clients} client(s)")
                     try:
@@ -790,8 +792,10 @@ def main() -> int:
                        f"bare Ir({CALLGRIND_K[1]})", f"shim Ir({CALLGRIND_K[0]})",
                        f"shim Ir({CALLGRIND_K[1]})", "added Ir/conn",
                        f"range of {CALLGRIND_REPEATS}"], erows, right={1, 2, 3, 4, 5, 6, 7}))
-    print(f"target: <= {TARGET_INSTRUCTIONS} instructions added per connection (cserver.c "
-          f"answers each connection in a thread of its own, so it is multi-threaded bare too)")
+    print(f"target: <= {TARGET_INSTRUCTIONS} instructions added per connection (c-accept, "
+          f"c-accept4: cserver.c answers each connection in a thread of its own, so it is "
+          f"multi-threaded bare too; {CALLGRIND_SINGLE}: one thread bare, and the shim's restart "
+          f"thread makes glibc wrap each of its blocking calls as a cancellation point)")
 
     # ---- (f)
     print()

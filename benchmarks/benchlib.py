@@ -22,7 +22,7 @@ TESTS = ROOT / "tests"
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from support.build import build_cserver, free_port  # noqa: E402,F401
+from support.build import free_port  # noqa: E402,F401
 from support.huptime import clean_env, forget_huptime_settings  # noqa: E402,F401
 from support.load import LoadResult, LoadRunner, run_load  # noqa: E402,F401
 from support.proc import (  # noqa: E402,F401

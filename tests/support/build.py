@@ -8,9 +8,6 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-CSERVER_SOURCE = Path(__file__).resolve().parent.parent / "servers" / "cserver.c"
-
-
 class BuildError(RuntimeError):
     """The compiler failed; the message holds its command and output."""
 
@@ -36,15 +33,6 @@ def build_c(tmp_dir: Path, source: Path, binary_name: str, flags: Sequence[str] 
         raise BuildError(f"{' '.join(command)} exited with {done.returncode}:\n"
                          f"{done.stdout}{done.stderr}")
     return binary
-
-
-def build_cserver(tmp_dir: Path, accept4: bool) -> Path:
-    """Compile cserver.c into tmp_dir (plain accept, or accept4 with SOCK_CLOEXEC).
-
-    A binary already in tmp_dir and newer than the source is reused.
-    """
-    return build_c(tmp_dir, CSERVER_SOURCE, "cserver-accept4" if accept4 else "cserver-accept",
-                   ["-DUSE_ACCEPT4"] if accept4 else [])
 
 
 def free_port() -> int:
