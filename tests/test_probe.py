@@ -56,6 +56,14 @@ def test_a_passing_probe_hands_the_sockets_over_under_load(serve, port, tmp_path
     served.stop()
 
 
+def test_a_server_waiting_in_select_takes_the_shared_socket(serve, port, tmp_path):
+    """select() with no timeout on the twin: the shim cannot add its swap pipe to an
+    fd_set, so the swap connects to the twin once to wake it."""
+    _, served = serve("poll", options=["--probe-http", "/"], env={"HT_SELECT": "1"})
+    assert served.restarts_under_load(port, RESTARTS).failed == 0
+    served.stop()
+
+
 @pytest.mark.parametrize("name", SERVERS)
 def test_a_version_that_fails_its_probe_never_meets_a_client(serve, port, tmp_path, name):
     server, served = serve_probed(serve, name, tmp_path, ["--probe-http", "/"])
