@@ -22,9 +22,7 @@ import common
 def main() -> None:
     port = common.port_from_argv()
     common.obey_behaviour_file()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock = common.bound_socket(port)
     if not (os.environ.get("HT_LISTEN_IF_NEEDED") == "1" and
             sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
         sock.listen(common.BACKLOG)

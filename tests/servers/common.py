@@ -109,6 +109,14 @@ def route(request_head: bytes) -> tuple[float, int, bytes]:
     return 0.0, 404, b"not found\n"
 
 
+def bound_socket(port: int) -> socket.socket:
+    """A TCP socket bound to 127.0.0.1:port with SO_REUSEADDR, not listening yet."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 def answer(conn: socket.socket, slow: bool = True) -> None:
     """Read one request head from conn (10 s at most), reply as route() says (without
     its delay unless slow), close; a client that goes away gets nothing."""

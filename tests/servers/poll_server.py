@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 
 import common
 
@@ -14,9 +13,7 @@ import common
 def main() -> None:
     port = common.port_from_argv()
     common.obey_behaviour_file()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock = common.bound_socket(port)
     sock.listen(common.BACKLOG)
     sock.setblocking(False)
     common.announce(sock.getsockname()[1])
