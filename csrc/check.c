@@ -129,8 +129,10 @@ int check_command(const char *command, char **envp, long timeout_ms, char *why, 
             break;
         }
     }
-    if (timed_out)
-        kill(-pid, SIGKILL); /* its process group: the shell and what it started */
+    if (timed_out) {
+        kill(-pid, SIGKILL);          /* its process group: the shell and what it started */
+        pidfd_signal(pidfd, SIGKILL); /* and the shell by its pidfd: the wait below ends */
+    }
     pidfd_wait(pidfd, &si, WEXITED | __WALL);
     reg_release(&pidfd);
     reg_release(&p[0]);
