@@ -113,7 +113,7 @@ int check_command(const char *command, char **envp, long timeout_ms, char *why, 
         if (REAL(poll)(w, 2, (int)left) < 0 && errno != EINTR)
             break;
         if (w[0].revents) {
-            ssize_t n = read(p[0], buf, sizeof buf);
+            ssize_t n = REAL(read)(p[0], buf, sizeof buf);
             if (n > 0)
                 keep_tail(tail, &used, buf, (size_t)n);
             else if (n == 0 || errno != EINTR)
@@ -124,7 +124,7 @@ int check_command(const char *command, char **envp, long timeout_ms, char *why, 
         if (w[1].revents) { /* exited: take what it wrote last, without waiting for more */
             REAL(fcntl64)(p[0], F_SETFL, O_NONBLOCK);
             ssize_t n;
-            while ((n = read(p[0], buf, sizeof buf)) > 0)
+            while ((n = REAL(read)(p[0], buf, sizeof buf)) > 0)
                 keep_tail(tail, &used, buf, (size_t)n);
             break;
         }
@@ -137,7 +137,7 @@ int check_command(const char *command, char **envp, long timeout_ms, char *why, 
     reg_release(&pidfd);
     reg_release(&p[0]);
     char status[16];
-    ssize_t got = read(st[0], status, sizeof status - 1);
+    ssize_t got = REAL(read)(st[0], status, sizeof status - 1);
     reg_release(&st[0]);
     if (got > 0) { /* the shell's word on the command, even if the program reaped the shell */
         status[got] = '\0';

@@ -21,7 +21,7 @@ static int is_my_child(pid_t pid)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = REAL(read)(fd, buf, sizeof buf - 1);
     REAL(close)(fd);
     if (n <= 0)
         return 0;

@@ -3,6 +3,7 @@
 #include "gate.h"
 #include "clock.h"
 #include "config.h"
+#include "direct.h"
 #include "generation.h"
 #include "inherit.h"
 #include "log.h"
@@ -99,22 +100,39 @@ static ssize_t refuse(int blocking)
  * WAIT_FIRST_RUN takes, so it turns back as soon as clients queue up. Returns
  * call()'s result, counted once: as a connection, or with dgram as a datagram in
  * flight (generation.h). */
-#define WAIT_FIRST_RUN 8
+#define WAIT_FIRST_RUN 16
 
-/* take()'s wait, apart (a busy server seldom needs it): 1 once the socket or the
- * stop pipe is readable, or a restart signal interrupted it; -1 with errno set
- * (EINTR: a signal of the program's, reported as the call would; EAGAIN: the
- * timeout passed, SO_RCVTIMEO). libc's poll() is a cancellation point, as the
+/* poll() as a direct system call (direct.h): the kernel's answer, -errno on failure. */
+static inline long poll_direct(struct pollfd *p, nfds_t n, int timeout_ms)
+{
+#ifdef SYS_poll
+    return direct_raw3(SYS_poll, (long)p, (long)n, timeout_ms);
+#else /* aarch64 has only ppoll */
+    struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+    return direct_raw6(SYS_ppoll, (long)p, (long)n, timeout_ms < 0 ? 0 : (long)&ts, 0, 0, 0);
+#endif
+}
+
+/* take()'s wait: 1 once the socket or the stop pipe is readable, or a restart
+ * signal interrupted it; -1 with errno set (EINTR: a signal of the program's,
+ * reported as the call would; EAGAIN: the timeout passed, SO_RCVTIMEO). Once the
+ * program may cancel (direct.h), libc's poll(), a cancellation point as the
  * program's call is: a thread blocked here is cancelled like one in accept. */
-static __attribute__((noinline)) int wait_readable(int fd, int timeout_ms)
+static inline __attribute__((always_inline)) int wait_readable(int fd, int timeout_ms)
 {
     int swap = twin_swap_fd(); /* --probe: the twins are swapped for the shared sockets */
-    struct pollfd p[3] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 }, { swap, POLLIN, 0 } };
+    struct pollfd p[3];
+    p[0] = (struct pollfd){ fd, POLLIN, 0 };
+    p[1] = (struct pollfd){ gen_wake_rd, POLLIN, 0 };
+    nfds_t n = 2;
+    if (__builtin_expect(swap >= 0, 0))
+        p[n++] = (struct pollfd){ swap, POLLIN, 0 };
     unsigned seen = signals_seen();
-    int r = REAL(poll)(p, swap >= 0 ? 3 : 2, timeout_ms);
+    int r = direct_ok() ? (int)direct_result(poll_direct(p, n, timeout_ms))
+                        : REAL(poll)(p, n, timeout_ms);
     if (r < 0 && errno == EINTR && signals_seen() == seen)
         return -1;
-    if (r > 0 && swap >= 0 && p[2].revents)
+    if (r > 0 && n == 3 && p[2].revents)
         twin_swap_here();
     if (r == 0) {
         errno = EAGAIN;
@@ -132,7 +150,8 @@ take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *a
     for (int waited = 0;; waited = 1) {
         if (blocking && (waited || hint > 0) && wait_readable(fd, timeout_ms) < 0)
             return -1;
-        pthread_testcancel();
+        if (!direct_ok()) /* else the program cannot have cancelled (direct.h) */
+            pthread_testcancel();
         dgram ? gen_dgram_add(1) : gen_conn_add(1);
         if (gen_draining()) {
             dgram ? gen_dgram_add(-1) : gen_conn_add(-1);
@@ -229,17 +248,18 @@ ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx)
 }
 
 
+int gate_noted; /* this process has seen the generation ready and closed the unclaimed */
+
 void gate_note_wait(void)
 {
-    static int noted; /* this process has seen the generation ready and closed the unclaimed */
-    if (__atomic_load_n(&noted, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&gate_noted, __ATOMIC_RELAXED))
         return;
     if (!gen_is_waiting() && gen_mark_waiting())
         LOG_DEBUG("generation %d waits for clients", gen->number);
     if (!gen_is_ready())
         return; /* the leader is still letting the program claim its listeners */
     inherit_close_unclaimed();
-    __atomic_store_n(&noted, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&gate_noted, 1, __ATOMIC_RELAXED);
 }
 
 /* A socket that is listening but can never be reached: an autobound abstract
@@ -286,10 +306,11 @@ struct accept_call { struct sockaddr *addr; socklen_t *len; int flags; };
 static ssize_t take_client(int fd, void *arg)
 {
     struct accept_call *a = arg;
-    return syscall(SYS_accept4, fd, a->addr, a->len, a->flags);
+    return DIRECT6(SYS_accept4, fd, a->addr, a->len, a->flags, 0, 0);
 }
 
-int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+/* The whole way: take() with everything it looks at. */
+int gate_accept_slow(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     int blocking = !reg_program_nonblock(fd);
     if (reg_kind(fd) == FD_STOPPED)
@@ -302,4 +323,90 @@ int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     else if (c >= 0)
         gen_conn_add(-1); /* above the registry: never counted down, so not counted */
     return c;
+}
+
+/* The common case (gate.h chooses it): a listener, in a process that has seen
+ * its generation ready. take()'s protocol in frames with little to save: act on
+ * a pending cancel (only once the program may cancel: direct.h), count first,
+ * look at the state, take without sleeping. A busy server finds a client queued
+ * (gate_accept_busy); an idle one, whose queue was found empty before, waits
+ * first (gate_accept_idle). */
+
+/* The take did not give a client the registry can track: it found nothing
+ * queued or failed, or the generation is draining, or the client's descriptor
+ * is above the registry. c: what the system call returned, or -EAGAIN if it
+ * was not made. */
+static __attribute__((noinline)) int accept_missed(int fd, struct sockaddr *addr,
+                                                   socklen_t *len, int flags, long c)
+{
+    gen_conn_add(-1);
+    if ((unsigned long)c < -4096UL) /* taken, above the registry: never counted down */
+        return (int)c;
+    if (gen_draining())
+        return gate_accept_slow(fd, addr, len, flags); /* refuses */
+    if (c == -EAGAIN && !reg_program_nonblock(fd)) /* found nothing: wait first from now */
+        return gate_accept_wait_first(fd, addr, len, flags, WAIT_FIRST_RUN);
+    return (int)direct_failed(c);
+}
+
+static inline __attribute__((always_inline)) int
+accept_now(int fd, struct sockaddr *addr, socklen_t *len, int flags, int may_cancel)
+{
+    if (may_cancel && !direct_ok())
+        pthread_testcancel();
+    struct gen_page *g = gen; /* there is one: the process saw its generation ready */
+    __atomic_add_fetch(&g->conns, 1, __ATOMIC_SEQ_CST);
+    long c = -EAGAIN;
+    if (__builtin_expect(__atomic_load_n(&g->state, __ATOMIC_SEQ_CST) == GEN_SERVING, 1)) {
+        c = direct_raw6(SYS_accept4, fd, (long)addr, (long)len, flags, 0, 0);
+        if (__builtin_expect((unsigned long)c < REG_MAX_FD, 1)) {
+            reg_set_kind((int)c, FD_CONN);
+            return (int)c;
+        }
+    }
+    return accept_missed(fd, addr, len, flags, c);
+}
+
+int gate_accept_busy(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    return accept_now(fd, addr, len, flags, 1);
+}
+
+int gate_accept_idle_libc(int fd, struct sockaddr *addr, socklen_t *len, int flags, int hint)
+{
+    reg_wait_hints[fd] = (uint8_t)hint; /* fd is tracked: a listener */
+    if (__builtin_expect(twin_swap_fd() < 0, 1)) { /* wait_readable(), no twins, via libc */
+        struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
+        unsigned seen = signals_seen();
+        if (REAL(poll)(p, 2, -1) < 0 && errno == EINTR && signals_seen() == seen)
+            return -1;
+    } else if (wait_readable(fd, -1) < 0) {
+        return -1;
+    }
+    /* poll() acted on a cancel pending or sent while it waited; one sent since
+     * acts at the program's next cancellation point, as after libc's accept */
+    return accept_now(fd, addr, len, flags, 0);
+}
+
+/* The direct idle wait was not simply woken by the socket or the stop pipe: r,
+ * poll's answer, is an error. A signal of the program's is reported as EINTR; a
+ * restart signal only woke it. */
+static __attribute__((noinline)) int idle_woken(int fd, struct sockaddr *addr, socklen_t *len,
+                                                int flags, long r, unsigned seen)
+{
+    if (r == -EINTR && signals_seen() == seen)
+        return (int)direct_failed(r);
+    return accept_now(fd, addr, len, flags, 0); /* as wait_readable(): take, or wait again */
+}
+
+int gate_accept_idle(int fd, struct sockaddr *addr, socklen_t *len, int flags, int hint)
+{
+    reg_wait_hints[fd] = (uint8_t)hint; /* fd is tracked: a listener */
+    /* wait_readable(), made directly, in a frame with nothing to save */
+    struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
+    unsigned seen = signals_seen();
+    long r = poll_direct(p, 2, -1);
+    if (__builtin_expect(r <= 0, 0))
+        return idle_woken(fd, addr, len, flags, r, seen);
+    return accept_now(fd, addr, len, flags, 0);
 }

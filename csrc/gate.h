@@ -8,6 +8,10 @@
 #ifndef HUPTIME_GATE_H
 #define HUPTIME_GATE_H
 
+#include "direct.h"
+#include "registry.h"
+#include "twin.h"
+
 #include <sys/socket.h>
 #include <time.h>
 
@@ -41,10 +45,36 @@ ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx);
  * puts a quiet socket in place of each. Idempotent. */
 void gate_local_stop(void);
 
-/* accept()/accept4() on a listener (or a stopped one): takes a client as the
- * program's blocking choice says, counts it; in a draining generation never
- * takes one (EAGAIN, or the calling thread waits until the process ends). */
-int gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+/* accept()/accept4() on a listener (kind FD_LISTENER) or a stopped one
+ * (FD_STOPPED): takes a client as the program's blocking choice says, counts it;
+ * in a draining generation never takes one (EAGAIN, or the calling thread waits
+ * until the process ends). Inline, the common case's choice (gate.c says why):
+ * a busy server takes at once, an idle one with a wait hint waits first, and
+ * the rest goes the whole way. */
+extern int gate_noted __attribute__((visibility("hidden"))); /* saw the generation ready */
+int gate_accept_busy(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int gate_accept_idle(int fd, struct sockaddr *addr, socklen_t *len, int flags, int hint);
+int gate_accept_idle_libc(int fd, struct sockaddr *addr, socklen_t *len, int flags, int hint);
+static inline __attribute__((always_inline)) int gate_accept_wait_first(int fd, struct sockaddr *addr, socklen_t *len,
+                                         int flags, int hint)
+{
+    if (__builtin_expect(direct_ok() && twin_swap_fd() < 0, 1))
+        return gate_accept_idle(fd, addr, len, flags, hint);
+    return gate_accept_idle_libc(fd, addr, len, flags, hint); /* may cancel, or twins to swap */
+}
+int gate_accept_slow(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+static inline __attribute__((always_inline)) int
+gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, int kind)
+{
+    if (__builtin_expect(kind != FD_LISTENER || !__atomic_load_n(&gate_noted, __ATOMIC_RELAXED), 0))
+        return gate_accept_slow(fd, addr, len, flags);
+    int hint = reg_wait_hints[fd];
+    if (__builtin_expect(hint == 0, 1))
+        return gate_accept_busy(fd, addr, len, flags);
+    if (reg_listener_bits[fd] & 1)
+        return gate_accept_slow(fd, addr, len, flags); /* made non-blocking since the hint */
+    return gate_accept_wait_first(fd, addr, len, flags, hint - 1);
+}
 /* This process stopped accepting (gate_local_stop ran). */
 int gate_stopped(void);
 

@@ -3,6 +3,7 @@
 #include "generation.h"
 #include "clock.h"
 #include "log.h"
+#include "real.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -62,7 +63,7 @@ int gen_datagrams(void) { return load(&gen->datagrams); }
 void gen_broadcast_stop(void)
 {
     store(&gen->state, GEN_DRAINING);
-    ssize_t w = write(gen_wake_wr, "s", 1);
+    ssize_t w = REAL(write)(gen_wake_wr, "s", 1);
     (void)w;
 }
 

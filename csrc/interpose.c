@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "config.h"
+#include "direct.h"
 #include "gate.h"
 #include "generation.h"
 #include "handoff.h"
@@ -128,15 +129,17 @@ HUPTIME_API int listen(int fd, int backlog)
 
 HUPTIME_API int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    if (ACTIVE && is_listener(fd))
-        return gate_accept(fd, addr, len, flags);
+    int k;
+    if (ACTIVE && ((k = reg_kind(fd)) == FD_LISTENER || k == FD_STOPPED))
+        return gate_accept(fd, addr, len, flags, k);
     return REAL(accept4)(fd, addr, len, flags);
 }
 
 HUPTIME_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-    if (ACTIVE && is_listener(fd))
-        return gate_accept(fd, addr, len, 0);
+    int k;
+    if (ACTIVE && ((k = reg_kind(fd)) == FD_LISTENER || k == FD_STOPPED))
+        return gate_accept(fd, addr, len, 0, k);
     return REAL(accept)(fd, addr, len);
 }
 
@@ -153,20 +156,40 @@ static __attribute__((noinline)) int close_tracked(int fd)
     return REAL(close)(fd);
 }
 
+/* The count reached zero as the generation drains: wake the drain, then return
+ * the close's result, or close through libc (fd >= 0). */
+static __attribute__((noinline, cold)) int close_woke(long r, int fd)
+{
+    gen_wake_drained();
+    return fd >= 0 ? REAL(close)(fd) : (int)direct_result(r);
+}
+
+/* The generation's count goes down by one: 1 if the drain must be woken. */
+static inline int conn_gone(void)
+{
+    struct gen_page *g = gen;
+    return g && __atomic_add_fetch(&g->conns, -1, __ATOMIC_SEQ_CST) <= 0 &&
+           __atomic_load_n(&g->state, __ATOMIC_SEQ_CST) != GEN_SERVING;
+}
+
 HUPTIME_API int close(int fd)
 {
     int k;
     if (!ACTIVE || (k = reg_kind(fd)) == FD_NONE)
-        return REAL(close)(fd);
+        return direct_ok() ? (int)DIRECT3(SYS_close, fd, 0, 0) : REAL(close)(fd);
     if (__builtin_expect(k != FD_CONN, 0))
         return close_tracked(fd);
-    /* The hot path: forget it before the number can be reused. No getpid() for
-     * the vfork check: a vfork child closing a connection it inherited (a
-     * subprocess closing descriptors one by one) only lowers the count while the
-     * parent still holds it, and a drain trusts the kernel's view over the count
-     * (held.h). */
-    reg_conn_closing(fd);
-    return REAL(close)(fd);
+    /* The hot path, with no frame: forget it before the number can be reused,
+     * count it down. No getpid() for the vfork check: a vfork child closing a
+     * connection it inherited (a subprocess closing descriptors one by one) only
+     * lowers the count while the parent still holds it, and a drain trusts the
+     * kernel's view over the count (held.h). */
+    if (__atomic_exchange_n(&reg_kinds[fd], (uint8_t)FD_NONE, __ATOMIC_RELAXED) != FD_CONN)
+        return REAL(close)(fd); /* another thread's close of the same number counted it */
+    if (!direct_ok()) /* through libc, a cancellation point: counted down first */
+        return conn_gone() ? close_woke(0, fd) : REAL(close)(fd);
+    long r = direct_raw3(SYS_close, fd, 0, 0); /* counted down once closed */
+    return conn_gone() ? close_woke(r, -1) : (int)direct_result(r);
 }
 
 static int real_close_range(unsigned first, unsigned last, int flags)

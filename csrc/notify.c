@@ -147,7 +147,7 @@ static void send_with(const char *text, size_t len, const int *fds, int n)
         memcpy(CMSG_DATA(h), fds, sizeof(int) * (size_t)n);
     }
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || sendmsg(fd, &m, MSG_NOSIGNAL) < 0)
+    if (fd < 0 || REAL(sendmsg)(fd, &m, MSG_NOSIGNAL) < 0)
         log_once(&warned, "cannot notify the service manager (" NOTIFY_SOCKET "): %s",
                  strerror(errno));
     else

@@ -57,7 +57,7 @@ void predecessor_report_serving(void)
 {
     if (cfg.ready_fd < 0)
         return;
-    ssize_t w = write(cfg.ready_fd, READY_SERVING, 1);
+    ssize_t w = REAL(write)(cfg.ready_fd, READY_SERVING, 1);
     (void)w;
     reg_release(&cfg.ready_fd);
 }
@@ -68,7 +68,7 @@ void predecessor_report_daemon(int pid)
         return;
     char msg[1 + sizeof(int)] = { READY_DAEMON[0] };
     memcpy(msg + 1, &pid, sizeof pid);
-    ssize_t w = write(cfg.ready_fd, msg, sizeof msg); /* one write: atomic on a pipe */
+    ssize_t w = REAL(write)(cfg.ready_fd, msg, sizeof msg); /* one write: atomic on a pipe */
     (void)w;
 }
 
@@ -84,6 +84,6 @@ void predecessor_report_failure(const char *why)
         n = (int)sizeof msg - 1;
         msg[n - 1] = '\n';
     }
-    ssize_t w = write(cfg.ready_fd, msg, (size_t)n); /* one write: atomic on a pipe */
+    ssize_t w = REAL(write)(cfg.ready_fd, msg, (size_t)n); /* one write: atomic on a pipe */
     (void)w;
 }

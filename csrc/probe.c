@@ -61,7 +61,7 @@ static const char *http_status(const struct sockaddr_storage *sa, socklen_t len,
     else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0 || e)
         err = strerror(e ? e : errno);
     while (!err && sent < (size_t)n) {
-        ssize_t w = send(fd, request + sent, (size_t)n - sent, MSG_NOSIGNAL);
+        ssize_t w = REAL(send)(fd, request + sent, (size_t)n - sent, MSG_NOSIGNAL);
         if (w > 0)
             sent += (size_t)w;
         else if (w < 0 && errno == EAGAIN && wait_for(fd, POLLOUT, deadline))
@@ -70,7 +70,7 @@ static const char *http_status(const struct sockaddr_storage *sa, socklen_t len,
             err = w < 0 && errno != EAGAIN ? strerror(errno) : "no room to send the request";
     }
     while (!err && got + 1 < size && !memchr(line, '\n', got)) {
-        ssize_t r = read(fd, line + got, size - 1 - got);
+        ssize_t r = REAL(read)(fd, line + got, size - 1 - got);
         if (r > 0)
             got += (size_t)r;
         else if (r == 0)

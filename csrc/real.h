@@ -15,6 +15,8 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <pthread.h>
 
 struct real_libc {
     int (*bind)(int, const struct sockaddr *, socklen_t);
@@ -50,6 +52,15 @@ struct real_libc {
     int (*seteuid)(uid_t);
     int (*setreuid)(uid_t, uid_t);
     int (*setresuid)(uid_t, uid_t, uid_t);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*readv)(int, const struct iovec *, int);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    ssize_t (*send)(int, const void *, size_t, int);
+    ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+    ssize_t (*sendmsg)(int, const struct msghdr *, int);
+    int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    int (*pthread_cancel)(pthread_t);
 };
 
 extern struct real_libc real __attribute__((visibility("hidden")));
@@ -57,12 +68,7 @@ extern struct real_libc real __attribute__((visibility("hidden")));
 /* Resolve every pointer; safe to call more than once. */
 void real_init(void);
 
-/* real_init(), then the table: the cold path of REAL(). */
-const struct real_libc *real_resolved(void) __attribute__((cold, noinline));
-
-/* Resolve lazily: interposed calls can arrive before the shim's constructor ran
- * (other libraries' constructors close or dup descriptors). The check is on every
- * call, so it is kept out of the way of the common path (no frame, a tail call). */
-#define REAL(name) (__builtin_expect(real.name != NULL, 1) ? real.name : real_resolved()->name)
+/* The next definition: resolved lazily (real.c), with no test on the call. */
+#define REAL(name) (real.name)
 
 #endif

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "config.h"
+#include "direct.h"
 #include "gate.h"
 #include "handoff.h"
 #include "real.h"
@@ -43,6 +44,8 @@ HUPTIME_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sock
 {
     if (__builtin_expect(DGRAM(fd), 0))
         return dgram_recvfrom(fd, buf, n, flags, addr, len);
+    if (direct_ok())
+        return DIRECT6(SYS_recvfrom, fd, buf, n, flags, addr, len);
     return REAL(recvfrom)(fd, buf, n, flags, addr, len);
 }
 
@@ -50,6 +53,8 @@ HUPTIME_API ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
     if (__builtin_expect(DGRAM(fd), 0))
         return dgram_recvfrom(fd, buf, n, flags, NULL, NULL);
+    if (direct_ok())
+        return DIRECT6(SYS_recvfrom, fd, buf, n, flags, 0, 0);
     return REAL(recv)(fd, buf, n, flags);
 }
 
@@ -57,5 +62,7 @@ HUPTIME_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     if (__builtin_expect(DGRAM(fd), 0))
         return gate_dgram_recv(fd, flags, call_recvmsg, msg);
+    if (direct_ok())
+        return DIRECT3(SYS_recvmsg, fd, msg, flags);
     return REAL(recvmsg)(fd, msg, flags);
 }

@@ -14,6 +14,7 @@
 
 uint8_t reg_kinds[REG_MAX_FD];
 uint8_t reg_listener_bits[REG_MAX_FD];
+uint8_t reg_wait_hints[REG_MAX_FD];
 int reg_high_water;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -35,6 +36,7 @@ void reg_listener_add(int fd, int nonblock)
     if (!tracked(fd))
         return;
     reg_listener_bits[fd] = (uint8_t)(nonblock != 0);
+    reg_wait_hints[fd] = 0;
     reg_set_kind(fd, FD_LISTENER);
 }
 

@@ -76,24 +76,19 @@ static inline int reg_program_nonblock(int fd)
 }
 void reg_set_program_nonblock(int fd, int on);
 
-/* The wait hint of a listener (bits 1-4, gate.c): 0, a blocking accept tries to
- * take a client before it waits (a busy server's queue is seldom empty); n > 0,
- * it waits first, and tries first again after n more. A hint: threads may race. */
+/* The wait hint of a listener (gate.c): 0, a blocking accept tries to take a
+ * client before it waits (a busy server's queue is seldom empty); n > 0, it waits
+ * first, and tries first again after n more. A byte of its own, written plainly
+ * on every idle accept: a hint, threads may race. */
+extern uint8_t reg_wait_hints[REG_MAX_FD] __attribute__((visibility("hidden")));
 static inline int reg_wait_hint(int fd)
 {
-    return reg_tracked(fd) ? (__atomic_load_n(&reg_listener_bits[fd], __ATOMIC_RELAXED) >> 1) & 15
-                           : 0;
+    return reg_tracked(fd) ? __atomic_load_n(&reg_wait_hints[fd], __ATOMIC_RELAXED) : 0;
 }
 static inline void reg_set_wait_hint(int fd, int n)
 {
-    if (!reg_tracked(fd))
-        return;
-    /* Bits 0 and 5 are set by other threads (F_SETFL, a twin's swap): kept as they are. */
-    uint8_t old = __atomic_load_n(&reg_listener_bits[fd], __ATOMIC_RELAXED), want;
-    do
-        want = (uint8_t)((old & ~0x1e) | (n & 15) << 1);
-    while (old != want && !__atomic_compare_exchange_n(&reg_listener_bits[fd], &old, want, 1,
-                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    if (reg_tracked(fd))
+        __atomic_store_n(&reg_wait_hints[fd], (uint8_t)n, __ATOMIC_RELAXED);
 }
 /* What a restart passes: the FD_LISTENER (but twins) and FD_DGRAM descriptors. out gets the
  * first HANDOFF_MAX_FDS by number; returns how many there are, which may be more. */

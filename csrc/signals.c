@@ -37,7 +37,7 @@ static void say_unserved(int handled)
     else
         PUT(dropped, sizeof dropped - 1);
 #undef PUT
-    ssize_t w = write(2, line, n);
+    ssize_t w = REAL(write)(2, line, n);
     (void)w;
 }
 
@@ -50,7 +50,7 @@ static void on_restart_signal(int sig, siginfo_t *si, void *context)
     int saved = errno;
     signals_received++;
     if (leader && served) {
-        ssize_t w = write(sig_wr, "r", 1);
+        ssize_t w = REAL(write)(sig_wr, "r", 1);
         (void)w;
     } else if (leader) {
         struct sigaction program = program_action;
@@ -105,14 +105,14 @@ int signals_take(void)
     char buf[64];
     int n = 0;
     ssize_t r;
-    while ((r = read(sig_rd, buf, sizeof buf)) > 0)
+    while ((r = REAL(read)(sig_rd, buf, sizeof buf)) > 0)
         n += (int)r;
     return n;
 }
 
 void signals_request(void)
 {
-    ssize_t w = write(sig_wr, "r", 1);
+    ssize_t w = REAL(write)(sig_wr, "r", 1);
     (void)w;
 }
 

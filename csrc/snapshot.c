@@ -29,7 +29,7 @@ static int put(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
-        ssize_t w = write(fd, p, len);
+        long w = syscall(SYS_write, fd, p, len); /* write() is interposed (io.c) */
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)

@@ -123,7 +123,7 @@ static int dump(const void *req, size_t size,
     memcpy(&msg.body, req, size);
     struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
     int r = -1;
-    if (sendto(s, &msg, msg.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)
+    if (REAL(sendto)(s, &msg, msg.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)
         goto out;
     for (;;) {
         ssize_t n = REAL(recv)(s, buf, DUMP_BUFFER, 0);

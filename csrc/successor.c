@@ -42,17 +42,17 @@ enum successor_outcome successor_await(int ready_rd, struct successor *s, char *
         if (p[0].revents) {
             char c = 0;
             int pid = 0;
-            ssize_t got = read(ready_rd, &c, 1);
+            ssize_t got = REAL(read)(ready_rd, &c, 1);
             if (got == 1 && c == READY_SERVING[0])
                 return SUCCESSOR_READY;
             if (got == 1 && c == READY_FAILED[0]) { /* the rest came in the same write */
-                ssize_t n = read(ready_rd, why, size - 1);
+                ssize_t n = REAL(read)(ready_rd, why, size - 1);
                 why[n > 0 ? n : 0] = '\0';
                 why[strcspn(why, "\n")] = '\0';
                 s->said_failed = 1;
                 return SUCCESSOR_FAILED;
             }
-            if (got == 1 && c == READY_DAEMON[0] && read(ready_rd, &pid, sizeof pid) == sizeof pid &&
+            if (got == 1 && c == READY_DAEMON[0] && REAL(read)(ready_rd, &pid, sizeof pid) == sizeof pid &&
                 s->daemon_fd < 0) {
                 s->daemon = pid;
                 s->daemon_fd = pidfd_open(pid);

@@ -72,7 +72,7 @@ void supervised_report_serving(void)
         c->cmsg_len = CMSG_LEN(n * sizeof(int));
         memcpy(CMSG_DATA(c), fds, n * sizeof(int));
     }
-    if (sendmsg(cfg.supervisor_fd, &msg, MSG_NOSIGNAL) < 0)
+    if (REAL(sendmsg)(cfg.supervisor_fd, &msg, MSG_NOSIGNAL) < 0)
         log_info("cannot report to the supervisor: %s", strerror(errno));
 }
 

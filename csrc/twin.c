@@ -242,7 +242,7 @@ void twin_swap_all(void)
 {
     twin_swap_here();
     if (swap_wr >= 0) {
-        ssize_t w = write(swap_wr, "s", 1); /* stays readable: every process sees it */
+        ssize_t w = REAL(write)(swap_wr, "s", 1); /* stays readable: every process sees it */
         (void)w;
         reg_release(&swap_wr);
     }
