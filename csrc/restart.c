@@ -5,6 +5,7 @@
 #include "config.h"
 #include "generation.h"
 #include "inherit.h"
+#include "lastthread.h"
 #include "log.h"
 #include "notify.h"
 #include "pidfd.h"
@@ -95,8 +96,10 @@ static void wait_restart_signal(void)
     for (;;) {
         struct pollfd p[4] = { { signals_fd(), POLLIN, 0 }, { supervised_fd(), POLLIN, 0 },
                                { predecessor_fd(), POLLIN, 0 }, { notify_proxy_fd(), POLLIN, 0 } };
-        if (REAL(poll)(p, 4, -1) < 0) {
-            if (errno == EINTR)
+        int r = REAL(poll)(p, 4, lastthread_look_ms());
+        if (r <= 0) {
+            lastthread_end_if_alone();
+            if (r == 0 || errno == EINTR)
                 continue;
             return;
         }

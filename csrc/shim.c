@@ -5,6 +5,7 @@
 #include "gate.h"
 #include "generation.h"
 #include "inherit.h"
+#include "lastthread.h"
 #include "log.h"
 #include "notify.h"
 #include "predecessor.h"
@@ -136,6 +137,7 @@ __attribute__((constructor)) static void huptime_start(int argc, char **argv, ch
     if (signals_init() < 0)
         return;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    lastthread_watch();
     if (cfg.pending)
         signals_request(); /* handled once this generation is ready */
     cfg.active = 1;

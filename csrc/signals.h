@@ -34,6 +34,10 @@ static inline unsigned signals_seen(void) { return signals_received; }
 int signals_fd(void);
 int signals_take(void);
 
+/* Wake the manager without a restart (a byte signals_take() does not count).
+ * Async-signal-safe. */
+void signals_wake(void);
+
 /* Queue a restart as if the signal came (HUPTIME_PENDING: handled once ready). */
 void signals_request(void);
 

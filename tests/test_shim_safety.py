@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from huptime.launcher import shim_path
+from support.build import free_port
 from support.huptime import clean_env
 from support.load import run_load
 from support.process import WatchedProcess
@@ -93,6 +94,25 @@ def test_thread_blocked_in_accept_can_be_cancelled(port, tmp_path):
         program.wait_for_line(f"listening on {port}", timeout=20)
         socket.create_connection(("127.0.0.1", port), timeout=10).close()
         assert program.wait_for_line("accept", timeout=20) == "accepted"
+
+
+@pytest.mark.parametrize("how", ["pthread_exit", "cancel"])
+def test_process_ends_when_the_programs_threads_have(port, tmp_path, how):
+    """A main thread that ends first (pthread_exit, or a cancel) leaves a worker; when
+    the worker returns, the process ends with status 0 as it does bare: the shim's
+    restart thread does not keep it alive."""
+    source = os.path.join(os.path.dirname(__file__), "servers", "main_exits.c")
+    binary = tmp_path / "main_exits"
+    subprocess.run(["cc", "-O2", "-pthread", "-o", str(binary), source], check=True, timeout=60)
+    extra = ["cancel"] if how == "cancel" else []
+    # a port each: the first run's connection, closed by the server, may hold its port
+    for shim, where in ((False, port), (True, free_port())):
+        argv = [str(binary), str(where), *extra]
+        with under_shim(argv, shim_env(**BASE)) if shim else WatchedProcess(argv) as program:
+            program.wait_for_line(f"listening on {where}", timeout=20)
+            with socket.create_connection(("127.0.0.1", where), timeout=10) as client:
+                assert client.makefile("rb").readline() == b"bye\n"
+            assert program.wait(20) == 0, program.output()
 
 
 @pytest.mark.parametrize("mode", ["fork", "exec"])
