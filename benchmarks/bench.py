@@ -44,6 +44,7 @@ CALLGRIND_K = (200, 400)  # requests per callgrind run (e)
 CALLGRIND_SERVERS = ("c-accept", "c-accept4")
 CALLGRIND_SINGLE = "c-inline"  # (e) also: one thread, accept4, answers in the accepting thread
 CALLGRIND_CLIENTS = (1, 8)  # concurrent clients: one (idle between requests), eight (busy)
+CALLGRIND_PAUSE = 0.002   # s: the one client's pause between requests
 CALLGRIND_REPEATS = 3     # the shim's count varies a little with timing: median of 3
 STRACE_SERVERS = ("c-inline", "c-accept4")  # (f); c-inline: the same calls every connection
 STRACE_K = 50             # queued clients per strace run (f): K and 2K (the bare backlog: 128)
@@ -357,8 +358,12 @@ def callgrind_total(binary: Path, shim: Path | None, requests: int, work: Path,
         log.wait(rf"listening on {port}", START_TIMEOUT, alive=alive, every=b.POLL)
         if shim:
             log.wait(r"generation 1 serving", START_TIMEOUT, alive=alive, every=b.POLL)
+        # One client pauses between requests, so that the server is idle each time a
+        # connection comes (its accept waits first): the same path every time,
+        # where a client that reconnects at once races the server under valgrind.
+        pause = (lambda *_: time.sleep(CALLGRIND_PAUSE)) if clients == 1 else None
         result = b.run_load(port, clients=clients, duration=300.0, max_requests=requests,
-                            timeout=20.0)
+                            timeout=20.0, on_reply=pause)
         if result.ok != requests:
             raise b.BenchError(f"callgrind {tag}: {result.summary()}")
         os.kill(popen.pid, signal.SIGTERM)
