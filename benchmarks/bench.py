@@ -799,8 +799,9 @@ def main() -> int:
                        f"range of {CALLGRIND_REPEATS}"], erows, right={1, 2, 3, 4, 5, 6, 7}))
     print(f"target: <= {TARGET_INSTRUCTIONS} instructions added per connection (c-accept, "
           f"c-accept4: cserver.c answers each connection in a thread of its own, so it is "
-          f"multi-threaded bare too; {CALLGRIND_SINGLE}: one thread bare, and the shim's restart "
-          f"thread makes glibc wrap each of its blocking calls as a cancellation point)")
+          f"multi-threaded bare too; {CALLGRIND_SINGLE}: one thread, whose calls the shim makes "
+          f"directly so that its restart thread costs no cancellation wrappers; 1 client: the "
+          f"idle path, a poll() before each accept)")
 
     # ---- (f)
     print()
@@ -851,9 +852,7 @@ def main() -> int:
                                                  if m["errors"] else "")])
     print(b.table(["server", "bare req/s", "shim req/s", "shim/bare (median)",
                    "range of rounds"], hrows, right={1, 2, 3}))
-    print(f"target: shim/bare >= {TARGET_RATIO} where the range allows a verdict (c-inline is "
-          f"single-threaded bare: the shim's restart thread makes glibc's blocking calls "
-          f"cancellation points, see (e))")
+    print(f"target: shim/bare >= {TARGET_RATIO} where the range allows a verdict")
 
     # ---- (i)
     print()
