@@ -14,22 +14,27 @@
 #include <string.h>
 #include <unistd.h>
 
-static int is_my_child(pid_t pid)
+long proc_stat_field(pid_t pid, int field)
 {
-    char path[64], buf[512];
+    char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
+        return -1;
     ssize_t n = REAL(read)(fd, buf, sizeof buf - 1);
     REAL(close)(fd);
-    if (n <= 0)
-        return 0;
+    if (n <= 0 || field < 3)
+        return -1;
     buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-    int ppid = 0;
-    return p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
+    char *p = strrchr(buf, ')'); /* field 2, comm, may hold spaces and parentheses */
+    for (int f = 2; p && f < field; f++)
+        p = strchr(p + 1, ' ');
+    char *end;
+    long value = p ? strtol(p + 1, &end, 10) : 0;
+    return p && end != p + 1 ? value : -1;
 }
+
+static int is_my_child(pid_t pid) { return proc_stat_field(pid, 4) == (long)getpid(); }
 
 int children_of(pid_t pid, pid_t *out, int max)
 {

@@ -6,6 +6,10 @@
 
 #include <sys/types.h>
 
+/* Field `field` (3 or more, numbered as in proc(5): 4 is the parent, 20 the number
+ * of threads) of /proc/PID/stat, or -1. */
+long proc_stat_field(pid_t pid, int field);
+
 /* The children of process pid (of all its threads), from /proc/PID/task/N/children;
  * returns how many, at most max. */
 int children_of(pid_t pid, pid_t *out, int max);

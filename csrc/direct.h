@@ -15,6 +15,8 @@
 #define HUPTIME_DIRECT_H
 
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 
@@ -78,6 +80,17 @@ static inline long direct_result(long r)
     if (__builtin_expect((unsigned long)r > -4096UL, 0))
         return direct_failed(r);
     return r;
+}
+
+/* poll() made directly: the kernel's answer, -errno on failure. */
+static inline long direct_poll(struct pollfd *p, nfds_t n, int timeout_ms)
+{
+#ifdef SYS_poll
+    return direct_raw3(SYS_poll, (long)p, (long)n, timeout_ms);
+#else /* aarch64 has only ppoll */
+    struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+    return direct_raw6(SYS_ppoll, (long)p, (long)n, timeout_ms < 0 ? 0 : (long)&ts, 0, 0, 0);
+#endif
 }
 
 #define DIRECT3(nr, a, b, c) direct_result(direct_raw3((nr), (long)(a), (long)(b), (long)(c)))

@@ -1,4 +1,5 @@
-/* gate.c - readiness, the stop broadcast's receiving end, and blocking-accept emulation. */
+/* gate.c - readiness, the stop broadcast's receiving end, and blocking-accept emulation
+ * (its common case, with little to save, is accept.c). */
 #define _GNU_SOURCE
 #include "gate.h"
 #include "clock.h"
@@ -97,21 +98,9 @@ static ssize_t refuse(int blocking)
  * the socket's wait hint (registry.h): a busy server finds a client queued and
  * pays no system call beyond its own; one whose queue was found empty waits
  * first (a take that fails would cost a call), and tries first again every
- * WAIT_FIRST_RUN takes, so it turns back as soon as clients queue up. Returns
+ * GATE_WAIT_FIRST_RUN takes, so it turns back as soon as clients queue up. Returns
  * call()'s result, counted once: as a connection, or with dgram as a datagram in
  * flight (generation.h). */
-#define WAIT_FIRST_RUN 16
-
-/* poll() as a direct system call (direct.h): the kernel's answer, -errno on failure. */
-static inline long poll_direct(struct pollfd *p, nfds_t n, int timeout_ms)
-{
-#ifdef SYS_poll
-    return direct_raw3(SYS_poll, (long)p, (long)n, timeout_ms);
-#else /* aarch64 has only ppoll */
-    struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
-    return direct_raw6(SYS_ppoll, (long)p, (long)n, timeout_ms < 0 ? 0 : (long)&ts, 0, 0, 0);
-#endif
-}
 
 /* take()'s wait: 1 once the socket or the stop pipe is readable, or a restart
  * signal interrupted it; -1 with errno set (EINTR: a signal of the program's,
@@ -128,7 +117,7 @@ static inline __attribute__((always_inline)) int wait_readable(int fd, int timeo
     if (__builtin_expect(swap >= 0, 0))
         p[n++] = (struct pollfd){ swap, POLLIN, 0 };
     unsigned seen = signals_seen();
-    int r = direct_ok() ? (int)direct_result(poll_direct(p, n, timeout_ms))
+    int r = direct_ok() ? (int)direct_result(direct_poll(p, n, timeout_ms))
                         : REAL(poll)(p, n, timeout_ms);
     if (r < 0 && errno == EINTR && signals_seen() == seen)
         return -1;
@@ -167,7 +156,7 @@ take(int fd, int blocking, int timeout_ms, ssize_t (*call)(int, void *), void *a
             return -1;
         }
         if (!waited && hint == 0) /* tried first and found nothing: wait first */
-            reg_set_wait_hint(fd, WAIT_FIRST_RUN);
+            reg_set_wait_hint(fd, GATE_WAIT_FIRST_RUN);
         /* Nothing queued, or another process or thread took it: wait again. */
     }
 }
@@ -309,6 +298,8 @@ static ssize_t take_client(int fd, void *arg)
     return DIRECT6(SYS_accept4, fd, a->addr, a->len, a->flags, 0, 0);
 }
 
+int gate_wait_readable(int fd, int timeout_ms) { return wait_readable(fd, timeout_ms); }
+
 /* The whole way: take() with everything it looks at. */
 int gate_accept_slow(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
@@ -323,90 +314,4 @@ int gate_accept_slow(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     else if (c >= 0)
         gen_conn_add(-1); /* above the registry: never counted down, so not counted */
     return c;
-}
-
-/* The common case (gate.h chooses it): a listener, in a process that has seen
- * its generation ready. take()'s protocol in frames with little to save: act on
- * a pending cancel (only once the program may cancel: direct.h), count first,
- * look at the state, take without sleeping. A busy server finds a client queued
- * (gate_accept_busy); an idle one, whose queue was found empty before, waits
- * first (gate_accept_idle). */
-
-/* The take did not give a client the registry can track: it found nothing
- * queued or failed, or the generation is draining, or the client's descriptor
- * is above the registry. c: what the system call returned, or -EAGAIN if it
- * was not made. */
-static __attribute__((noinline)) int accept_missed(int fd, struct sockaddr *addr,
-                                                   socklen_t *len, int flags, long c)
-{
-    gen_conn_add(-1);
-    if ((unsigned long)c < -4096UL) /* taken, above the registry: never counted down */
-        return (int)c;
-    if (gen_draining())
-        return gate_accept_slow(fd, addr, len, flags); /* refuses */
-    if (c == -EAGAIN && !reg_program_nonblock(fd)) /* found nothing: wait first from now */
-        return gate_accept_wait_first(fd, addr, len, flags, WAIT_FIRST_RUN);
-    return (int)direct_failed(c);
-}
-
-static inline __attribute__((always_inline)) int
-accept_now(int fd, struct sockaddr *addr, socklen_t *len, int flags, int may_cancel)
-{
-    if (may_cancel && !direct_ok())
-        pthread_testcancel();
-    struct gen_page *g = gen; /* there is one: the process saw its generation ready */
-    __atomic_add_fetch(&g->conns, 1, __ATOMIC_SEQ_CST);
-    long c = -EAGAIN;
-    if (__builtin_expect(__atomic_load_n(&g->state, __ATOMIC_SEQ_CST) == GEN_SERVING, 1)) {
-        c = direct_raw6(SYS_accept4, fd, (long)addr, (long)len, flags, 0, 0);
-        if (__builtin_expect((unsigned long)c < REG_MAX_FD, 1)) {
-            reg_set_kind((int)c, FD_CONN);
-            return (int)c;
-        }
-    }
-    return accept_missed(fd, addr, len, flags, c);
-}
-
-int gate_accept_busy(int fd, struct sockaddr *addr, socklen_t *len, int flags)
-{
-    return accept_now(fd, addr, len, flags, 1);
-}
-
-int gate_accept_idle_libc(int fd, struct sockaddr *addr, socklen_t *len, int flags, int hint)
-{
-    reg_wait_hints[fd] = (uint8_t)hint; /* fd is tracked: a listener */
-    if (__builtin_expect(twin_swap_fd() < 0, 1)) { /* wait_readable(), no twins, via libc */
-        struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
-        unsigned seen = signals_seen();
-        if (REAL(poll)(p, 2, -1) < 0 && errno == EINTR && signals_seen() == seen)
-            return -1;
-    } else if (wait_readable(fd, -1) < 0) {
-        return -1;
-    }
-    /* poll() acted on a cancel pending or sent while it waited; one sent since
-     * acts at the program's next cancellation point, as after libc's accept */
-    return accept_now(fd, addr, len, flags, 0);
-}
-
-/* The direct idle wait was not simply woken by the socket or the stop pipe: r,
- * poll's answer, is an error. A signal of the program's is reported as EINTR; a
- * restart signal only woke it. */
-static __attribute__((noinline)) int idle_woken(int fd, struct sockaddr *addr, socklen_t *len,
-                                                int flags, long r, unsigned seen)
-{
-    if (r == -EINTR && signals_seen() == seen)
-        return (int)direct_failed(r);
-    return accept_now(fd, addr, len, flags, 0); /* as wait_readable(): take, or wait again */
-}
-
-int gate_accept_idle(int fd, struct sockaddr *addr, socklen_t *len, int flags, int hint)
-{
-    reg_wait_hints[fd] = (uint8_t)hint; /* fd is tracked: a listener */
-    /* wait_readable(), made directly, in a frame with nothing to save */
-    struct pollfd p[2] = { { fd, POLLIN, 0 }, { gen_wake_rd, POLLIN, 0 } };
-    unsigned seen = signals_seen();
-    long r = poll_direct(p, 2, -1);
-    if (__builtin_expect(r <= 0, 0))
-        return idle_woken(fd, addr, len, flags, r, seen);
-    return accept_now(fd, addr, len, flags, 0);
 }

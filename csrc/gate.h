@@ -8,10 +8,6 @@
 #ifndef HUPTIME_GATE_H
 #define HUPTIME_GATE_H
 
-#include "direct.h"
-#include "registry.h"
-#include "twin.h"
-
 #include <sys/socket.h>
 #include <time.h>
 
@@ -45,36 +41,20 @@ ssize_t gate_dgram_recv(int fd, int flags, gate_recv_fn call, void *ctx);
  * puts a quiet socket in place of each. Idempotent. */
 void gate_local_stop(void);
 
-/* accept()/accept4() on a listener (kind FD_LISTENER) or a stopped one
- * (FD_STOPPED): takes a client as the program's blocking choice says, counts it;
- * in a draining generation never takes one (EAGAIN, or the calling thread waits
- * until the process ends). Inline, the common case's choice (gate.c says why):
- * a busy server takes at once, an idle one with a wait hint waits first, and
- * the rest goes the whole way. */
-extern int gate_noted __attribute__((visibility("hidden"))); /* saw the generation ready */
-int gate_accept_busy(int fd, struct sockaddr *addr, socklen_t *len, int flags);
-int gate_accept_idle(int fd, struct sockaddr *addr, socklen_t *len, int flags, int hint);
-int gate_accept_idle_libc(int fd, struct sockaddr *addr, socklen_t *len, int flags, int hint);
-static inline __attribute__((always_inline)) int gate_accept_wait_first(int fd, struct sockaddr *addr, socklen_t *len,
-                                         int flags, int hint)
-{
-    if (__builtin_expect(direct_ok() && twin_swap_fd() < 0, 1))
-        return gate_accept_idle(fd, addr, len, flags, hint);
-    return gate_accept_idle_libc(fd, addr, len, flags, hint); /* may cancel, or twins to swap */
-}
+/* accept()/accept4() on a listener or a stopped one, the whole way (accept.h
+ * has the common case): takes a client as the program's blocking choice says,
+ * counts it; in a draining generation never takes one (EAGAIN, or the calling
+ * thread waits until the process ends). */
 int gate_accept_slow(int fd, struct sockaddr *addr, socklen_t *len, int flags);
-static inline __attribute__((always_inline)) int
-gate_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, int kind)
-{
-    if (__builtin_expect(kind != FD_LISTENER || !__atomic_load_n(&gate_noted, __ATOMIC_RELAXED), 0))
-        return gate_accept_slow(fd, addr, len, flags);
-    int hint = reg_wait_hints[fd];
-    if (__builtin_expect(hint == 0, 1))
-        return gate_accept_busy(fd, addr, len, flags);
-    if (reg_listener_bits[fd] & 1)
-        return gate_accept_slow(fd, addr, len, flags); /* made non-blocking since the hint */
-    return gate_accept_wait_first(fd, addr, len, flags, hint - 1);
-}
+/* This process has seen its generation ready (and closed what it did not claim):
+ * gate_note_wait() has nothing more to do. */
+extern int gate_noted __attribute__((visibility("hidden")));
+/* take()'s wait (gate.c): 1 once fd or the stop pipe is readable, or a restart
+ * signal interrupted it; -1 with errno set (EINTR: a signal of the program's;
+ * EAGAIN: timeout_ms passed). */
+int gate_wait_readable(int fd, int timeout_ms);
+/* A blocking accept that found its queue empty waits first for this many takes. */
+#define GATE_WAIT_FIRST_RUN 16
 /* This process stopped accepting (gate_local_stop ran). */
 int gate_stopped(void);
 

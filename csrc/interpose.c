@@ -16,6 +16,7 @@
  * program's choice, which the child's exec discards.
  */
 #define _GNU_SOURCE
+#include "accept.h"
 #include "config.h"
 #include "direct.h"
 #include "gate.h"
@@ -131,7 +132,7 @@ HUPTIME_API int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags
 {
     int k;
     if (ACTIVE && ((k = reg_kind(fd)) == FD_LISTENER || k == FD_STOPPED))
-        return gate_accept(fd, addr, len, flags, k);
+        return accept_take(fd, addr, len, flags, k);
     return REAL(accept4)(fd, addr, len, flags);
 }
 
@@ -139,7 +140,7 @@ HUPTIME_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
     int k;
     if (ACTIVE && ((k = reg_kind(fd)) == FD_LISTENER || k == FD_STOPPED))
-        return gate_accept(fd, addr, len, 0, k);
+        return accept_take(fd, addr, len, 0, k);
     return REAL(accept)(fd, addr, len);
 }
 

@@ -1,15 +1,12 @@
 /* lastthread.c - the program's threads all ended: so does the process. */
 #define _GNU_SOURCE
 #include "lastthread.h"
+#include "children.h"
 #include "log.h"
-#include "real.h"
 #include "signals.h"
 
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #define LOOK_MS 100 /* once the main thread ended */
@@ -35,31 +32,11 @@ int lastthread_look_ms(void)
     return __atomic_load_n(&main_ended, __ATOMIC_ACQUIRE) ? LOOK_MS : -1;
 }
 
-/* Threads of this process (/proc/self/stat, field 20), or 0 if unknown. */
-static int threads(void)
-{
-    char buf[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = REAL(read)(fd, buf, sizeof buf - 1);
-    REAL(close)(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-    int count = 0;
-    if (!p || sscanf(p + 1, " %*c" " %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d"
-                            " %*d %d", &count) != 1)
-        return 0;
-    return count;
-}
-
 void lastthread_end_if_alone(void)
 {
     /* The main thread leads the thread group: ended, it stays counted (a zombie)
      * until the last thread ends. So two: it, and the restart thread. */
-    if (!__atomic_load_n(&main_ended, __ATOMIC_ACQUIRE) || threads() != 2)
+    if (!__atomic_load_n(&main_ended, __ATOMIC_ACQUIRE) || proc_stat_field(getpid(), 20) != 2)
         return;
     log_info("the program's threads have all ended; so does the process (status 0)");
     exit(0);

@@ -109,25 +109,19 @@ LAZY(int, pthread_create, (pthread_t *a, const pthread_attr_t *b, void *(*c)(voi
 LAZY(int, pthread_cancel, (pthread_t a), (a))
 
 /* fcntl and ioctl take at most one argument after the command: passed on. */
-static int lazy_fcntl64(int a, int b, ...)
-{
-    va_list ap;
-    va_start(ap, b);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    real_init();
-    return real.fcntl64(a, b, arg);
-}
+#define LAZY_ONE_MORE(name, command) \
+    static int lazy_##name(int a, command b, ...) \
+    { \
+        va_list ap; \
+        va_start(ap, b); \
+        void *arg = va_arg(ap, void *); \
+        va_end(ap); \
+        real_init(); \
+        return real.name(a, b, arg); \
+    }
 
-static int lazy_ioctl(int a, unsigned long b, ...)
-{
-    va_list ap;
-    va_start(ap, b);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    real_init();
-    return real.ioctl(a, b, arg);
-}
+LAZY_ONE_MORE(fcntl64, int)
+LAZY_ONE_MORE(ioctl, unsigned long)
 
 struct real_libc real = {
     .bind = lazy_bind,

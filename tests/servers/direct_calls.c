@@ -12,9 +12,9 @@
  *   cc -O2 -pthread -o direct_calls direct_calls.c && ./direct_calls PORT [nothread]
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
+#include "http_common.h"
+
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,16 +80,7 @@ int main(int argc, char **argv)
     alarm(20); /* a cancel that never lands fails the test instead of hanging it */
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[1])) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(listener, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(listener, 16) < 0) {
-        perror("bind/listen");
-        return 1;
-    }
-    printf("listening on %s\n", argv[1]);
+    int listener = listen_on(argv[1], 16);
     int c = accept(listener, NULL, NULL);
     printf("%s\n", c >= 0 ? "accepted" : "accept failed");
     close(c);

@@ -6,8 +6,8 @@
  *   cc -O2 -pthread -o main_exits main_exits.c && ./main_exits PORT [cancel]
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include "http_common.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,17 +38,7 @@ int main(int argc, char **argv)
         return 2;
     alarm(30); /* a process that never ends fails the test instead of hanging it */
     cancel_main = argc == 3 && strcmp(argv[2], "cancel") == 0;
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[1])) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    listener = socket(AF_INET, SOCK_STREAM, 0);
-    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(listener, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(listener, 16) < 0) {
-        perror("bind/listen");
-        return 1;
-    }
-    printf("listening on %s\n", argv[1]);
-    fflush(stdout);
+    listener = listen_on(argv[1], 16);
     main_thread = pthread_self();
     pthread_t t;
     if (pthread_create(&t, NULL, worker, NULL) != 0)
