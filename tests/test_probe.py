@@ -58,9 +58,12 @@ def test_a_passing_probe_hands_the_sockets_over_under_load(serve, port, tmp_path
 
 def test_a_server_waiting_in_select_takes_the_shared_socket(serve, port, tmp_path):
     """select() with no timeout on the twin: the shim cannot add its swap pipe to an
-    fd_set, so the swap connects to the twin once to wake it."""
+    fd_set, so until the swap it makes that select() as a poll() that waits on the pipe
+    too. A select woken by the swap itself would look at the number again, find the
+    shared socket with nothing queued yet, and sleep on the twin's queue for good: that
+    stalled every client in about 1 restart of 18 before; 20 restarts here."""
     _, served = serve("poll", options=["--probe-http", "/"], env={"HT_SELECT": "1"})
-    assert served.restarts_under_load(port, RESTARTS).failed == 0
+    assert served.restarts_under_load(port, 20).failed == 0
     served.stop()
 
 
