@@ -89,11 +89,8 @@ static int select_as_poll(int n, fd_set *r, fd_set *w, fd_set *e, struct timespe
     }
     long start = now_ms();
     int got = waits_poll(p, k, timeout, mask);
-    if (timeout) {
-        long left = timeout->tv_sec * 1000L + timeout->tv_nsec / 1000000L - (now_ms() - start);
-        *timeout = (struct timespec){ left > 0 ? left / 1000 : 0,
-                                      left > 0 ? (left % 1000) * 1000000L : 0 };
-    }
+    if (timeout)
+        waits_rest_of(timeout, start, timeout);
     for (nfds_t i = 0; got >= 0 && i < k; i++)
         if (p[i].revents & POLLNVAL) {
             errno = EBADF;

@@ -17,9 +17,8 @@
 /* epoll data of the stop pipe in the program's epoll sets ("huptime!"). */
 #define WAKE_MAGIC 0x21656d6974707568ULL
 
-/* The rest of a timeout that started at start (ms, now_ms()); NULL stays NULL. */
-static const struct timespec *rest_of(const struct timespec *timeout, long start,
-                                      struct timespec *rest)
+const struct timespec *waits_rest_of(const struct timespec *timeout, long start,
+                                     struct timespec *rest)
 {
     if (!timeout)
         return NULL;
@@ -78,7 +77,7 @@ int waits_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, con
     if ((woke || swapped) && r == 0) {
         /* Only the shim's pipes woke us: wait out the rest of the program's timeout. */
         struct timespec rest;
-        return waits_poll(fds, n, rest_of(timeout, start, &rest), mask);
+        return waits_poll(fds, n, waits_rest_of(timeout, start, &rest), mask);
     }
     return r;
 }

@@ -13,6 +13,11 @@
 #include <sys/epoll.h>
 #include <time.h>
 
+/* The rest of a timeout that started at start (ms, now_ms()), in *rest; NULL
+ * stays NULL. */
+const struct timespec *waits_rest_of(const struct timespec *timeout, long start,
+                                     struct timespec *rest);
+
 /* poll()/ppoll(): with a handed-over socket in the set, also waits on the stop
  * pipe (and the swap pipe) and acts when they fire; otherwise plain ppoll. */
 int waits_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask);
